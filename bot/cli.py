@@ -1,0 +1,227 @@
+"""The `mirrorbot` command line: thin wrappers that load settings and call the domain."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import click
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.domain.accounts import Accounts, SlackUser
+from bot.domain.errors import DomainError
+from bot.gitlab.client import GitLabClient, create_http_client
+from bot.gitlab.errors import GitLabError
+from bot.slack_workspace import SlackCheckError, resolve_team_id
+from bot.store.crypto import SecretKeyError, TokenCipher
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import upgrade_database
+
+T = TypeVar("T")
+
+
+def fail(message: str) -> None:
+    """Print one line on stderr and exit non-zero: never a traceback."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def settings_or_exit(*required: str) -> Settings:
+    try:
+        settings = load_settings()
+        settings.require(*required)
+    except ConfigError as exc:
+        fail(str(exc))
+    return settings
+
+
+def run(coroutine: Callable[[], Awaitable[T]]) -> T:
+    """Run one async command, turning every expected failure into one line."""
+    try:
+        return asyncio.run(coroutine())  # type: ignore[arg-type]
+    except (GitLabError, DomainError) as exc:
+        fail(exc.user_message)
+    except (ConfigError, SecretKeyError, SlackCheckError) as exc:
+        fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Runtime:
+    """What a CLI command needs, built from settings and closed when it is done."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    gitlab_http: httpx.AsyncClient
+    accounts: Accounts
+
+
+@asynccontextmanager
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    gitlab_http = create_http_client(settings.gitlab_url)
+    try:
+        accounts = Accounts(sessions, TokenCipher(settings.secret_keys), gitlab_http)
+        yield Runtime(settings, engine, sessions, gitlab_http, accounts)
+    finally:
+        await gitlab_http.aclose()
+        await engine.dispose()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gitlab-mirrorbot")
+def main() -> None:
+    """Mirrorbot: run GitLab repository mirrors from Slack."""
+
+
+# --- db ------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (serve does this on start too)."""
+    settings = settings_or_exit()
+    upgrade_database(settings.database_url)
+    click.echo("database is up to date")
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """The permission table: Slack users linked to GitLab accounts."""
+
+
+@users.command("link")
+@click.argument("slack_user_id")
+@click.option("--team", "team_id", help="Slack team id (default: the bot token's workspace)")
+def users_link(slack_user_id: str, team_id: str | None) -> None:
+    """Link SLACK_USER_ID to the GitLab account whose token is read from standard input."""
+    settings = settings_or_exit("MIRRORBOT_SECRET_KEY")
+    token = sys.stdin.readline().strip()
+    if not token:
+        fail("no token on standard input: pipe the user's GitLab personal access token in")
+
+    async def link() -> None:
+        team = team_id or await resolve_team_id(settings)
+        upgrade_database(settings.database_url)
+        async with runtime(settings) as rt:
+            link = await rt.accounts.link(SlackUser(team, slack_user_id), token, linked_by="cli")
+        scopes = ", ".join(link.scopes) or "unknown scopes"
+        expiry = f", expires {link.expires_at}" if link.expires_at else ""
+        click.echo(
+            f"linked {team}/{slack_user_id} to GitLab user {link.gitlab_username} "
+            f"({scopes}{expiry})"
+        )
+
+    run(link)
+
+
+@users.command("list")
+def users_list() -> None:
+    """List linked users (never their tokens)."""
+    settings = settings_or_exit("MIRRORBOT_SECRET_KEY")
+
+    async def list_users() -> None:
+        upgrade_database(settings.database_url)
+        async with runtime(settings) as rt:
+            links = await rt.accounts.list_links()
+        if not links:
+            click.echo("no linked users")
+        for link in links:
+            expiry = str(link.expires_at) if link.expires_at else "no expiry"
+            click.echo(
+                f"{link.slack_team_id}\t{link.slack_user_id}\t{link.gitlab_username}\t"
+                f"{','.join(link.scopes) or '-'}\t{expiry}"
+            )
+
+    run(list_users)
+
+
+@users.command("unlink")
+@click.argument("slack_user_id")
+@click.option("--team", "team_id", help="Slack team id (default: the bot token's workspace)")
+def users_unlink(slack_user_id: str, team_id: str | None) -> None:
+    """Remove SLACK_USER_ID's link and stored token."""
+    settings = settings_or_exit("MIRRORBOT_SECRET_KEY")
+
+    async def unlink() -> None:
+        team = team_id or await resolve_team_id(settings)
+        upgrade_database(settings.database_url)
+        async with runtime(settings) as rt:
+            removed = await rt.accounts.unlink(SlackUser(team, slack_user_id))
+        if not removed:
+            fail(f"{slack_user_id} is not linked in team {team}")
+        click.echo(f"unlinked {team}/{slack_user_id}")
+
+    run(unlink)
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+@main.command("check")
+def check() -> None:
+    """Validate the configuration and reach GitLab and Slack; say exactly what is wrong."""
+    settings = settings_or_exit()
+    problems: list[str] = []
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "GITLAB_SERVICE_TOKEN",
+        "GITLAB_WEBHOOK_SECRET",
+        "MIRRORBOT_SECRET_KEY",
+    ):
+        try:
+            settings.require(name)
+        except ConfigError as exc:
+            problems.append(str(exc))
+
+    async def reach() -> None:
+        if settings.gitlab_service_token:
+            http = create_http_client(settings.gitlab_url)
+            try:
+                client = GitLabClient(http, settings.gitlab_service_token.get_secret_value())
+                user = await client.get_current_user()
+                click.echo(
+                    f"ok: GitLab at {settings.gitlab_url} answers; the service token "
+                    f"belongs to {user.username}"
+                )
+            except GitLabError as exc:
+                problems.append(f"GITLAB_SERVICE_TOKEN / GITLAB_URL: {exc.user_message}")
+            finally:
+                await http.aclose()
+        if settings.slack_bot_token:
+            try:
+                team = await resolve_team_id(settings)
+                click.echo(
+                    f"ok: Slack at {settings.slack_api_url} accepts the bot token (team {team})"
+                )
+            except SlackCheckError as exc:
+                problems.append(str(exc))
+
+    asyncio.run(reach())
+    try:
+        upgrade_database(settings.database_url)
+        click.echo("ok: database reachable and migrated")
+    except Exception as exc:
+        problems.append(f"DATABASE_URL: cannot use the database ({type(exc).__name__})")
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("configuration is complete")

@@ -1,0 +1,146 @@
+"""Settings from the environment (or a `.env` file), validated once at start-up.
+
+A missing or malformed value must stop the program with one line naming the variable,
+never a pydantic traceback: `load_settings` turns validation errors into `ConfigError`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Operation names that `MIRRORBOT_APPROVAL_REQUIRED` may list (SPEC section 5).
+APPROVABLE_OPERATIONS = (
+    "delete",
+    "disable",
+    "enable",
+    "sync",
+    "add",
+    "edit",
+    "pull-config",
+    "pull-sync",
+)
+DEFAULT_APPROVAL_REQUIRED = ("delete", "disable", "pull-config")
+DEFAULT_DATABASE_URL = "sqlite:///mirrorbot.db"
+SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = SLACK_DEFAULT_API_URL
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_service_token: SecretStr | None = None
+    gitlab_webhook_secret: SecretStr | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    mirrorbot_secret_key: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    mirrorbot_admins: CommaList = Field(default_factory=list)
+    mirrorbot_approval_required: CommaList = Field(
+        default_factory=lambda: list(DEFAULT_APPROVAL_REQUIRED)
+    )
+    mirrorbot_poll_interval: int = Field(default=60, gt=0)
+    mirrorbot_remind_after: int = Field(default=86400, gt=0)
+
+    @field_validator("mirrorbot_admins", "mirrorbot_approval_required", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("mirrorbot_secret_key", mode="before")
+    @classmethod
+    def _fernet_keys(cls, value: object) -> object:
+        keys = _split_commas(value)
+        if isinstance(keys, list):
+            for key in keys:
+                try:
+                    Fernet(key)
+                except (ValueError, TypeError):
+                    # Never echo the key itself: it is a secret.
+                    raise ValueError(
+                        "each key must be a Fernet key (32 url-safe base64-encoded bytes); "
+                        'make one with: python -c "from cryptography.fernet import Fernet; '
+                        'print(Fernet.generate_key().decode())"'
+                    ) from None
+        return keys
+
+    @field_validator("mirrorbot_approval_required")
+    @classmethod
+    def _known_operations(cls, value: list[str]) -> list[str]:
+        unknown = [op for op in value if op not in APPROVABLE_OPERATIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown operation {', '.join(unknown)}; "
+                f"choose from {', '.join(APPROVABLE_OPERATIONS)}"
+            )
+        return value
+
+    @field_validator("gitlab_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "sqlite+", "postgresql", "postgres:")):
+            raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        return value
+
+    @property
+    def gitlab_api_url(self) -> str:
+        return f"{self.gitlab_url}/api/v4"
+
+    @property
+    def secret_keys(self) -> list[str]:
+        return [key.get_secret_value() for key in self.mirrorbot_secret_key]
+
+    def require(self, *names: str) -> None:
+        """Raise `ConfigError` for the first of `names` (env var names) that is unset."""
+        for name in names:
+            value = getattr(self, name.lower())
+            if value is None or value == [] or value == "":
+                raise ConfigError(f"{name} is not set: {_REQUIRED_HINTS.get(name, 'set it')}")
+
+
+_REQUIRED_HINTS = {
+    "SLACK_BOT_TOKEN": "the bot token (xoxb-…) from the Slack app's OAuth page",
+    "SLACK_SIGNING_SECRET": "the signing secret from the Slack app's Basic Information page",
+    "SLACK_APP_TOKEN": "an app-level token (xapp-…) with connections:write, for Socket Mode",
+    "GITLAB_SERVICE_TOKEN": "a GitLab token with read_api on the watched projects, for the monitor",
+    "GITLAB_WEBHOOK_SECRET": "the secret token configured on the GitLab webhook",
+    "MIRRORBOT_SECRET_KEY": "one or more comma-separated Fernet keys that encrypt stored tokens",
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; raise `ConfigError` naming the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}") from None

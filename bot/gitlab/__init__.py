@@ -1,0 +1,1 @@
+"""GitLab REST client for the mirror endpoints, its models, errors and helpers."""

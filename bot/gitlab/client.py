@@ -1,0 +1,401 @@
+"""Async client for GitLab's mirror API, one method per documented endpoint.
+
+One pooled `httpx.AsyncClient` per process is shared; a `GitLabClient` is a cheap view
+of it bound to one person's token, so GitLab's own permissions decide what they may do.
+Failures become the typed errors of `bot.gitlab.errors`; 429, 5xx and dropped
+connections are retried within a bounded time, and only where repeating is safe.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from bot import __version__
+from bot.gitlab import errors
+from bot.gitlab.models import (
+    GitLabUser,
+    PersonalAccessToken,
+    Project,
+    PublicKey,
+    PullMirror,
+    PullMirrorConfig,
+    PushMirror,
+    PushMirrorCreate,
+    PushMirrorUpdate,
+)
+from bot.gitlab.refs import ProjectRef
+
+T = TypeVar("T")
+PER_PAGE = 100
+MAX_PAGES = 50
+
+
+def create_http_client(
+    gitlab_url: str, *, timeout: float = 10.0, max_connections: int = 100
+) -> httpx.AsyncClient:
+    """The process-wide pooled HTTP client for GitLab's API (`<gitlab_url>/api/v4`)."""
+    return httpx.AsyncClient(
+        base_url=f"{gitlab_url.rstrip('/')}/api/v4",
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        headers={"User-Agent": f"mirrorbot/{__version__}"},
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a call may keep trying. `budget_seconds` bounds the whole call."""
+
+    max_attempts: int = 4
+    budget_seconds: float = 20.0
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+
+class Route(Enum):
+    """Which family of routes a request belongs to; GitLab's errors differ between them."""
+
+    PUSH_MIRROR = "push_mirror"
+    PUBLIC_KEY = "public_key"
+    PULL_MIRROR = "pull_mirror"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    route: Route
+    safe_to_repeat: bool
+    project: ProjectRef | None = None
+    mirror_id: int | None = None
+    params: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+
+
+class GitLabClient:
+    """GitLab's remote-mirror and pull-mirror endpoints, plus the token and role checks."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, token: str, retry: RetryPolicy | None = None
+    ) -> None:
+        self._http = http
+        self._headers = {"PRIVATE-TOKEN": token}
+        self._retry = retry or RetryPolicy()
+
+    # --- push mirrors: /projects/:id/remote_mirrors ---------------------------------
+
+    async def list_push_mirrors(self, project: ProjectRef) -> list[PushMirror]:
+        items = await self._get_all_pages(
+            _Call(
+                "GET",
+                f"/projects/{project.api_id}/remote_mirrors",
+                Route.PUSH_MIRROR,
+                safe_to_repeat=True,
+                project=project,
+            )
+        )
+        return [PushMirror.model_validate(item) for item in items]
+
+    async def get_push_mirror(self, project: ProjectRef, mirror_id: int) -> PushMirror:
+        body = await self._json(self._mirror_call("GET", project, mirror_id, ""))
+        return PushMirror.model_validate(body)
+
+    async def get_push_mirror_public_key(self, project: ProjectRef, mirror_id: int) -> str:
+        call = _Call(
+            "GET",
+            f"/projects/{project.api_id}/remote_mirrors/{mirror_id}/public_key",
+            Route.PUBLIC_KEY,
+            safe_to_repeat=True,
+            project=project,
+            mirror_id=mirror_id,
+        )
+        return PublicKey.model_validate(await self._json(call)).public_key
+
+    async def create_push_mirror(
+        self, project: ProjectRef, attributes: PushMirrorCreate
+    ) -> PushMirror:
+        # Never repeated: a create that reached GitLab and lost its answer would be made twice.
+        call = _Call(
+            "POST",
+            f"/projects/{project.api_id}/remote_mirrors",
+            Route.PUSH_MIRROR,
+            safe_to_repeat=False,
+            project=project,
+            json=attributes.to_params(),
+        )
+        return PushMirror.model_validate(await self._json(call))
+
+    async def update_push_mirror(
+        self, project: ProjectRef, mirror_id: int, attributes: PushMirrorUpdate
+    ) -> PushMirror:
+        call = self._mirror_call("PUT", project, mirror_id, "", json=attributes.to_params())
+        return PushMirror.model_validate(await self._json(call))
+
+    async def sync_push_mirror(self, project: ProjectRef, mirror_id: int) -> None:
+        # Safe to repeat: GitLab ignores a sync while one runs.
+        await self._send(self._mirror_call("POST", project, mirror_id, "/sync"))
+
+    async def delete_push_mirror(self, project: ProjectRef, mirror_id: int) -> None:
+        await self._send(self._mirror_call("DELETE", project, mirror_id, ""))
+
+    # --- pull mirror: /projects/:id/mirror/pull --------------------------------------
+
+    async def get_pull_mirror(self, project: ProjectRef) -> PullMirror:
+        return PullMirror.model_validate(await self._json(self._pull_call("GET", project)))
+
+    async def configure_pull_mirror(
+        self, project: ProjectRef, config: PullMirrorConfig
+    ) -> PullMirror:
+        call = self._pull_call("PUT", project, json=config.to_params())
+        return PullMirror.model_validate(await self._json(call))
+
+    async def start_pull_mirror(self, project: ProjectRef) -> None:
+        # Current GitLab answers 200, its docs say 202: both are success.
+        await self._send(self._pull_call("POST", project))
+
+    # --- who is asking ----------------------------------------------------------------
+
+    async def get_current_user(self) -> GitLabUser:
+        call = _Call("GET", "/user", Route.OTHER, safe_to_repeat=True)
+        return GitLabUser.model_validate(await self._json(call))
+
+    async def get_current_token(self) -> PersonalAccessToken | None:
+        """Scopes and expiry of this token; None where GitLab cannot tell (older versions,
+        OAuth or CI tokens)."""
+        call = _Call("GET", "/personal_access_tokens/self", Route.OTHER, safe_to_repeat=True)
+        try:
+            return PersonalAccessToken.model_validate(await self._json(call))
+        except (errors.ProjectNotFound, errors.InsufficientRole, errors.ValidationFailed):
+            return None
+        except errors.GitLabError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def get_project(self, project: ProjectRef) -> Project:
+        call = _Call(
+            "GET", f"/projects/{project.api_id}", Route.OTHER, safe_to_repeat=True, project=project
+        )
+        return Project.model_validate(await self._json(call))
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _mirror_call(
+        self,
+        method: str,
+        project: ProjectRef,
+        mirror_id: int,
+        suffix: str,
+        json: dict[str, Any] | None = None,
+    ) -> _Call:
+        return _Call(
+            method,
+            f"/projects/{project.api_id}/remote_mirrors/{mirror_id}{suffix}",
+            Route.PUSH_MIRROR,
+            safe_to_repeat=True,
+            project=project,
+            mirror_id=mirror_id,
+            json=json,
+        )
+
+    def _pull_call(
+        self, method: str, project: ProjectRef, json: dict[str, Any] | None = None
+    ) -> _Call:
+        return _Call(
+            method,
+            f"/projects/{project.api_id}/mirror/pull",
+            Route.PULL_MIRROR,
+            safe_to_repeat=True,
+            project=project,
+            json=json,
+        )
+
+    async def _json(self, call: _Call) -> Any:
+        response = await self._send(call)
+        try:
+            return response.json()
+        except ValueError:
+            raise errors.GitLabError(
+                "GitLab sent an answer that is not JSON — is GITLAB_URL pointing at GitLab?",
+                status=response.status_code,
+            ) from None
+
+    async def _get_all_pages(self, call: _Call) -> list[Any]:
+        items: list[Any] = []
+        page: str | None = "1"
+        pages = 0
+        while page and pages < MAX_PAGES:
+            paged = _Call(
+                call.method,
+                call.path,
+                call.route,
+                call.safe_to_repeat,
+                call.project,
+                params={"per_page": PER_PAGE, "page": page},
+            )
+            response = await self._send(paged)
+            batch = response.json()
+            if not isinstance(batch, list):
+                raise errors.GitLabError("GitLab sent an unexpected answer (not a list)")
+            items.extend(batch)
+            page = response.headers.get("X-Next-Page") or None
+            pages += 1
+        return items
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        return await _with_retries(self._retry, call, lambda: self._send_once(call))
+
+    async def _send_once(self, call: _Call) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=self._headers
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise _NotSent(errors.GitLabUnreachable("connection refused")) from exc
+        except httpx.PoolTimeout as exc:
+            raise _NotSent(errors.GitLabTimeout()) from exc
+        except httpx.TimeoutException as exc:
+            raise errors.GitLabTimeout() from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise errors.GitLabUnreachable("the connection was dropped") from exc
+        if response.is_success:
+            return response
+        raise await self._error_for(call, response)
+
+    async def _error_for(self, call: _Call, response: httpx.Response) -> errors.GitLabError:
+        status = response.status_code
+        body = _body_of(response)
+        message = errors.message_from_body(body)
+        project = call.project.value if call.project else "the project"
+        if status == 401:
+            # Push-mirror routes answer 401 for a valid token below Maintainer too.
+            if call.route in (Route.PUSH_MIRROR, Route.PUBLIC_KEY) and await self._token_works():
+                return errors.InsufficientRole(project, status=401)
+            return errors.TokenRejected()
+        if status == 403:
+            if isinstance(body, dict) and body.get("error") == "insufficient_scope":
+                return errors.InsufficientScope(str(body.get("scope") or "api"))
+            if "on pause" in message:
+                return errors.MirroringPaused(project)
+            return errors.InsufficientRole(project)
+        if status == 404:
+            if "Project" in message or call.project is None:
+                if call.project is None:
+                    return errors.GitLabError(
+                        f"GitLab has no such resource ({message})", status=404
+                    )
+                return errors.ProjectNotFound(project)
+            if call.route is Route.PUBLIC_KEY and call.mirror_id is not None:
+                return await self._public_key_missing(call.project, call.mirror_id)
+            if call.mirror_id is not None:
+                return errors.MirrorNotFound(project, call.mirror_id)
+            return errors.GitLabError(f"GitLab has no such resource ({message})", status=404)
+        if status in (400, 422):
+            if call.route is Route.PULL_MIRROR and "not mirrored" in message:
+                return errors.PullMirrorNotConfigured(project)
+            if call.path.endswith("/sync") and "Cannot proceed" in message:
+                return errors.MirrorDisabled(call.mirror_id or "?")
+            return errors.ValidationFailed(f"GitLab refused it: {message}", status=status)
+        if status == 409:
+            return errors.Conflict(f"GitLab reports a conflict: {message}", status=409)
+        if status == 412:
+            return errors.PreconditionFailed(
+                "the mirror changed meanwhile — look at it again and retry", status=412
+            )
+        if status == 429:
+            return errors.RateLimited(_retry_after(response))
+        if status >= 500:
+            return errors.ServerError(status)
+        return errors.GitLabError(f"GitLab answered {status}: {message}", status=status)
+
+    async def _token_works(self) -> bool:
+        try:
+            await self.get_current_user()
+        except errors.GitLabError:
+            return False
+        return True
+
+    async def _public_key_missing(self, project: ProjectRef, mirror_id: int) -> errors.GitLabError:
+        # public_key's 404 means either "no such mirror" or "not an SSH-key mirror".
+        try:
+            await self.get_push_mirror(project, mirror_id)
+        except errors.MirrorNotFound as exc:
+            return exc
+        return errors.PublicKeyUnavailable(mirror_id)
+
+
+class _NotSent(Exception):
+    """The request never reached GitLab, so even a create may be sent again."""
+
+    def __init__(self, error: errors.GitLabError) -> None:
+        super().__init__(error.user_message)
+        self.error = error
+
+
+_TRANSIENT = (
+    errors.RateLimited,
+    errors.ServerError,
+    errors.GitLabTimeout,
+    errors.GitLabUnreachable,
+)
+
+
+async def _with_retries(
+    policy: RetryPolicy, call: _Call, attempt: Callable[[], Awaitable[httpx.Response]]
+) -> httpx.Response:
+    def retryable(exc: BaseException) -> bool:
+        if isinstance(exc, _NotSent):
+            return True
+        return call.safe_to_repeat and isinstance(exc, _TRANSIENT)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, errors.RateLimited) and exc.retry_after is not None:
+            return exc.retry_after
+        backoff: float = policy.base_delay * 2 ** (state.attempt_number - 1)
+        jitter = 0.5 + random.random() / 2  # noqa: S311 - not for security
+        return min(policy.max_delay, backoff) * jitter
+
+    def stop(state: RetryCallState) -> bool:
+        # Give up rather than sleep past the budget (e.g. a long Retry-After).
+        elapsed = state.seconds_since_start or 0.0
+        out_of_time = elapsed + state.upcoming_sleep > policy.budget_seconds
+        return state.attempt_number >= policy.max_attempts or out_of_time
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(retryable), wait=wait, stop=stop, reraise=True
+    )
+    try:
+        async for attempt_state in retrying:
+            with attempt_state:
+                return await attempt()
+    except _NotSent as exc:
+        raise exc.error from None
+    raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+def _body_of(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,112 @@
+"""Project references as people type them: `123`, `group/sub/project`, or a pasted URL.
+
+Slack wraps pasted links as `<https://…>` or `<https://…|label>`; URLs may end in `.git`
+or point at a sub-page (`/-/settings/repository`). All of them name one project.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9_.\-]+@(?P<host>[A-Za-z0-9_.\-]+):(?P<path>[^\s]+)$")
+MAX_REF_LENGTH = 1024
+
+
+class ProjectRefError(ValueError):
+    """The text does not name a GitLab project."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        shown = text if len(text) <= 80 else text[:77] + "…"
+        super().__init__(f"`{shown}` is not a GitLab project: {reason}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    """A project as GitLab's `:id` path parameter accepts it."""
+
+    value: str  # "42" or "group/sub/project"
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.value.isdigit()
+
+    @property
+    def api_id(self) -> str:
+        """URL-encoded for the API path: `group%2Fsub%2Fproject`."""
+        return quote(self.value, safe="")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_project_ref(text: str, gitlab_url: str | None = None) -> ProjectRef:
+    """Parse what a person typed into a `ProjectRef`, or raise `ProjectRefError`."""
+    raw = text.strip()
+    if not raw:
+        raise ProjectRefError(text, "it is empty")
+    if len(raw) > MAX_REF_LENGTH:
+        raise ProjectRefError(text, "it is too long")
+    raw = _unwrap_slack_link(raw)
+    if raw.isdigit():
+        if int(raw) == 0:
+            raise ProjectRefError(text, "project ids start at 1")
+        return ProjectRef(str(int(raw)))
+    if "://" in raw:
+        return ProjectRef(_path_from_url(text, raw, gitlab_url))
+    scp = _SCP_LIKE.match(raw)
+    if scp:
+        _check_host(text, scp.group("host"), gitlab_url)
+        return ProjectRef(_clean_path(text, scp.group("path")))
+    return ProjectRef(_clean_path(text, raw))
+
+
+def _unwrap_slack_link(raw: str) -> str:
+    if raw.startswith("<") and raw.endswith(">"):
+        raw = raw[1:-1].split("|", 1)[0]
+    return raw.strip()
+
+
+def _path_from_url(original: str, raw: str, gitlab_url: str | None) -> str:
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        raise ProjectRefError(original, "the URL cannot be parsed") from None
+    if parts.scheme not in ("http", "https", "ssh"):
+        raise ProjectRefError(original, "only http(s) and ssh project URLs are understood")
+    _check_host(original, parts.hostname or "", gitlab_url)
+    path = unquote(parts.path)
+    if gitlab_url:
+        # GitLab may live under a relative URL root (https://example.com/gitlab).
+        root = urlsplit(gitlab_url).path.rstrip("/")
+        if root and path.startswith(root + "/"):
+            path = path[len(root) :]
+    path = path.split("/-/", 1)[0]
+    return _clean_path(original, path)
+
+
+def _check_host(original: str, host: str, gitlab_url: str | None) -> None:
+    if not host:
+        raise ProjectRefError(original, "the URL has no host")
+    if gitlab_url:
+        expected = urlsplit(gitlab_url).hostname or ""
+        if host.lower() != expected.lower():
+            raise ProjectRefError(original, f"it is on {host}, not on {expected}")
+
+
+def _clean_path(original: str, path: str) -> str:
+    path = path.strip().strip("/")
+    if path.endswith(".git"):
+        path = path[: -len(".git")]
+    segments = path.split("/")
+    if len(segments) < 2:
+        raise ProjectRefError(
+            original, "use a numeric id, a full path like `group/project`, or the project's URL"
+        )
+    for segment in segments:
+        if not _SEGMENT.match(segment):
+            raise ProjectRefError(original, f"`{segment[:40]}` is not a valid path segment")
+    return "/".join(segments)

@@ -1,0 +1,63 @@
+"""Fault injection for the GitLab simulator: latency, error statuses, dropped connections."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+FaultKind = Literal["latency", "status", "drop"]
+
+
+@dataclass
+class Fault:
+    """One rule. `times=None` applies it to every matching request."""
+
+    kind: FaultKind
+    status: int = 500
+    retry_after: float | None = None
+    delay: float = 0.0
+    path: str | None = None  # a regular expression searched in the request path
+    method: str | None = None
+    times: int | None = 1
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return self.path is None or re.search(self.path, path) is not None
+
+
+@dataclass
+class FaultPlan:
+    """The active rules, consumed in order; thread-safe because the server is threaded."""
+
+    latency: float = 0.0  # added to every request, for benchmarks
+    _faults: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.latency = 0.0
+
+    def take(self, method: str, path: str) -> list[Fault]:
+        """The rules that apply to this request; each use counts against `times`."""
+        taken = []
+        with self._lock:
+            for fault in list(self._faults):
+                if not fault.matches(method, path):
+                    continue
+                taken.append(fault)
+                if fault.times is not None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                if fault.kind != "latency":
+                    break  # one outcome per request
+        return taken

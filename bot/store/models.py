@@ -1,0 +1,225 @@
+"""SQLAlchemy models. Secrets are stored only as Fernet ciphertext (`*_ciphertext`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        date: Date,
+    }
+
+
+class LinkedAccount(Base):
+    """A Slack user linked to a GitLab account through their own personal access token."""
+
+    __tablename__ = "linked_accounts"
+    __table_args__ = (UniqueConstraint("slack_team_id", "slack_user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slack_team_id: Mapped[str] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    gitlab_user_id: Mapped[int] = mapped_column(BigInteger)
+    gitlab_username: Mapped[str] = mapped_column(String(255))
+    token_ciphertext: Mapped[str] = mapped_column(Text)
+    token_scopes: Mapped[str] = mapped_column(String(255), default="")  # comma-separated
+    token_expires_at: Mapped[date | None]
+    linked_by: Mapped[str] = mapped_column(String(64))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Subscription(Base):
+    """A channel that receives a project's mirror alerts."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("channel_id", "project_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slack_team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32), index=True)
+    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    project_path: Mapped[str] = mapped_column(String(1024))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Mute(Base):
+    """One mirror silenced in one channel until `muted_until`."""
+
+    __tablename__ = "mutes"
+    __table_args__ = (UniqueConstraint("channel_id", "project_id", "mirror_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    mirror_key: Mapped[str] = mapped_column(String(32))  # "push:<id>" or "pull"
+    muted_until: Mapped[datetime]
+    muted_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApprovalRequest(Base):
+    """An operation waiting for a second person. Status changes are single atomic UPDATEs."""
+
+    __tablename__ = "approval_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slack_team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    requester_id: Mapped[str] = mapped_column(String(32))
+    operation: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int | None] = mapped_column(BigInteger)
+    project_path: Mapped[str] = mapped_column(String(1024))
+    mirror_id: Mapped[int | None] = mapped_column(BigInteger)
+    mirror_url: Mapped[str | None] = mapped_column(Text)  # scrubbed
+    # Operation parameters as encrypted JSON: pull-mirror configuration carries a password.
+    params_ciphertext: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    approver_id: Mapped[str | None] = mapped_column(String(32))
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(16))  # requested, approved, executed, …
+    operation: Mapped[str] = mapped_column(String(32))
+    project: Mapped[str | None] = mapped_column(String(1024), index=True)
+    mirror_id: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[str | None] = mapped_column(Text)
+    approver_id: Mapped[str | None] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class MirrorState(Base):
+    """The monitor's latest observation of one mirror and its alert state machine."""
+
+    __tablename__ = "mirror_states"
+    __table_args__ = (UniqueConstraint("project_id", "mirror_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    project_path: Mapped[str] = mapped_column(String(1024))
+    mirror_key: Mapped[str] = mapped_column(String(32))  # "push:<id>" or "pull"
+    url: Mapped[str | None] = mapped_column(Text)  # scrubbed
+    enabled: Mapped[bool] = mapped_column(default=True)
+    update_status: Mapped[str] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)  # scrubbed
+    last_successful_update_at: Mapped[datetime | None]
+    last_update_at: Mapped[datetime | None]
+    alert_state: Mapped[str] = mapped_column(String(16), default="ok")  # ok | failing
+    failing_since: Mapped[datetime | None]
+    episode: Mapped[int] = mapped_column(Integer, default=0)
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertMessage(Base):
+    """The alert posted for one failure episode of one mirror in one channel."""
+
+    __tablename__ = "alert_messages"
+    __table_args__ = (UniqueConstraint("mirror_state_id", "channel_id", "episode"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mirror_state_id: Mapped[int] = mapped_column(ForeignKey("mirror_states.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    episode: Mapped[int] = mapped_column(Integer)
+    outbox_key: Mapped[str] = mapped_column(String(255))
+    posted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_reminded_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+
+
+class WebhookEvent(Base):
+    """GitLab hook deliveries, stored before the 200 and processed once."""
+
+    __tablename__ = "webhook_inbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_key: Mapped[str] = mapped_column(String(255), unique=True)
+    event_uuid: Mapped[str | None] = mapped_column(String(64))
+    event_kind: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    process_after: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxMessage(Base):
+    """A Slack Web API call to make at least once; `dedupe_key` makes it shown once."""
+
+    __tablename__ = "slack_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    method: Mapped[str] = mapped_column(String(32))  # chat.postMessage, chat.update, …
+    channel_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+    thread_of: Mapped[str | None] = mapped_column(String(255))  # dedupe_key of the parent
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

@@ -1,0 +1,228 @@
+"""A Slack Web API stand-in on 127.0.0.1 that records every call and response_url post.
+
+Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*), and
+can be told to rate-limit (429 + Retry-After), fail with an API error, or be down.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+TEAM_ID = "T0TEAM"
+BOT_USER_ID = "UBOT"
+BOT_TOKEN = "xoxb-test-bot-token"
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    method: str  # "chat.postMessage", … or "response_url"
+    body: dict[str, Any]
+    path: str
+    token: str | None
+    status: int
+
+
+@dataclass
+class _Fault:
+    method: str
+    times: int
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+
+
+@dataclass
+class SlackStandIn:
+    bot_token: str = BOT_TOKEN
+    team_id: str = TEAM_ID
+    calls: list[SlackCall] = field(default_factory=list)
+    _faults: list[_Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _server: ThreadingHTTPServer | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> SlackStandIn:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.stand_in = self  # type: ignore[attr-defined]
+        self._server = server
+        threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name="slack-standin",
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> SlackStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    def response_url(self, name: str = "1") -> str:
+        return f"{self.base_url}/response/{name}"
+
+    # --- faults -------------------------------------------------------------------------
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        with self._lock:
+            self._faults.append(_Fault(method, times, 429, "ratelimited", retry_after))
+
+    def fail(self, method: str, error: str, times: int = 1) -> None:
+        with self._lock:
+            self._faults.append(_Fault(method, times, 200, error))
+
+    def down(self, method: str = "*", times: int = 1) -> None:
+        with self._lock:
+            self._faults.append(_Fault(method, times, 503))
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.method in (method, "*"):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    # --- assertions ---------------------------------------------------------------------
+
+    def of(self, method: str) -> list[SlackCall]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError("the Slack stand-in did not see the expected call in time")
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    # --- answers ------------------------------------------------------------------------
+
+    def answer(self, method: str, body: dict[str, Any], token: str | None) -> dict[str, Any]:
+        if method != "response_url" and token != self.bot_token:
+            return {"ok": False, "error": "invalid_auth"}
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "team_id": self.team_id,
+                "team": "Test Team",
+                "user_id": BOT_USER_ID,
+                "bot_id": "BBOT",
+                "url": "https://test.slack.com/",
+            }
+        if method == "chat.postMessage":
+            return {
+                "ok": True,
+                "channel": body.get("channel"),
+                "ts": ts,
+                "message": {"text": body.get("text"), "ts": ts},
+            }
+        if method == "chat.update":
+            return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": ts}
+        if method.startswith("views."):
+            view = body.get("view")
+            if isinstance(view, str):
+                view = json.loads(view)
+            return {"ok": True, "view": {**(view or {}), "id": f"V{next(self._ts)}", "hash": "h"}}
+        return {"ok": True}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        stand_in: SlackStandIn = self.server.stand_in  # type: ignore[attr-defined]
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urlsplit(self.path).path
+        body = _parse(raw, self.headers.get("Content-Type") or "")
+        method = "response_url" if path.startswith("/response/") else path.rsplit("/", 1)[-1]
+        auth = self.headers.get("Authorization") or ""
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")
+        fault = stand_in._take_fault(method)
+        if fault and fault.status != 200:
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            self._reply(
+                fault.status, {"ok": False, "error": fault.error or "service_unavailable"}, headers
+            )
+            status = fault.status
+        elif fault:
+            self._reply(200, {"ok": False, "error": fault.error})
+            status = 400  # recorded as not delivered
+        elif method == "response_url":
+            self._reply(200, "ok")
+            status = 200
+        else:
+            self._reply(200, stand_in.answer(method, body, token))
+            status = 200
+        with stand_in._lock:
+            stand_in.calls.append(SlackCall(method, body, path, token, status))
+
+    def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header(
+            "Content-Type", "text/plain" if isinstance(body, str) else "application/json"
+        )
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _parse(raw: bytes, content_type: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if "json" in content_type:
+        value = json.loads(raw)
+        return value if isinstance(value, dict) else {}
+    body: dict[str, Any] = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    for key in ("blocks", "view", "attachments"):
+        if isinstance(body.get(key), str):
+            try:
+                body[key] = json.loads(body[key])
+            except ValueError:
+                pass
+    return body

@@ -1,0 +1,146 @@
+"""`mirrorbot` as a person runs it: a real process, settings from the environment."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.simulator import GitLabSimulator
+from bot.store.crypto import generate_key
+from tests.conftest import ALICE_TOKEN, DAVE_TOKEN
+from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackStandIn
+
+
+@pytest.fixture
+def env(tmp_path: Path, gitlab_sim: GitLabSimulator, slack: SlackStandIn) -> dict[str, str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "GITLAB_", "MIRRORBOT_", "DATABASE_URL"))
+    }
+    return {
+        **clean,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "MIRRORBOT_SECRET_KEY": generate_key(),
+        "GITLAB_URL": gitlab_sim.url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_API_URL": slack.api_url,
+    }
+
+
+def mirrorbot(
+    env: dict[str, str], *args: str, stdin: str = "", cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_help_lists_the_commands(env):
+    result = mirrorbot(env, "--help")
+    assert result.returncode == 0
+    for command in ("db", "users", "check"):
+        assert command in result.stdout
+
+
+def test_link_stores_the_link_and_never_the_token_in_plain_text(env, tmp_path: Path):
+    result = mirrorbot(env, "users", "link", "U123", stdin=f"{ALICE_TOKEN}\n")
+    assert result.returncode == 0, result.stderr
+    assert f"linked {TEAM_ID}/U123 to GitLab user alice" in result.stdout
+    listing = mirrorbot(env, "users", "list")
+    assert f"{TEAM_ID}\tU123\talice\tapi" in listing.stdout
+    for path in tmp_path.iterdir():  # the database, its WAL and anything else written
+        if path.is_file():
+            assert ALICE_TOKEN.encode() not in path.read_bytes(), path
+    assert ALICE_TOKEN not in result.stdout + result.stderr + listing.stdout
+
+
+def test_link_with_an_explicit_team_needs_no_slack(env):
+    del env["SLACK_BOT_TOKEN"]
+    result = mirrorbot(env, "users", "link", "U9", "--team", "T777", stdin=ALICE_TOKEN)
+    assert result.returncode == 0, result.stderr
+    assert "linked T777/U9" in result.stdout
+
+
+def test_a_wrong_token_exits_non_zero_with_one_clear_line(env):
+    result = mirrorbot(env, "users", "link", "U123", stdin="glpat-wrong-token\n")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: GitLab rejected your token — run `/mirror login` again"
+    ]
+    assert "Traceback" not in result.stderr
+    assert "glpat-wrong-token" not in result.stderr
+
+
+def test_no_token_on_stdin_is_a_clear_error(env):
+    result = mirrorbot(env, "users", "link", "U123", stdin="")
+    assert result.returncode != 0
+    assert "standard input" in result.stderr
+
+
+def test_unlink(env):
+    mirrorbot(env, "users", "link", "U123", stdin=DAVE_TOKEN)
+    assert mirrorbot(env, "users", "unlink", "U123").returncode == 0
+    again = mirrorbot(env, "users", "unlink", "U123")
+    assert again.returncode != 0 and "not linked" in again.stderr
+    assert "no linked users" in mirrorbot(env, "users", "list").stdout
+
+
+def test_missing_secret_key_names_the_variable(env):
+    del env["MIRRORBOT_SECRET_KEY"]
+    result = mirrorbot(env, "users", "list")
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: MIRRORBOT_SECRET_KEY is not set")
+
+
+def test_malformed_setting_stops_with_one_line(env):
+    env["MIRRORBOT_POLL_INTERVAL"] = "often"
+    result = mirrorbot(env, "db", "upgrade")
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "MIRRORBOT_POLL_INTERVAL" in result.stderr
+
+
+def test_settings_come_from_a_dotenv_file(env, tmp_path: Path):
+    key = env.pop("MIRRORBOT_SECRET_KEY")
+    (tmp_path / ".env").write_text(f"MIRRORBOT_SECRET_KEY={key}\n")
+    assert mirrorbot(env, "users", "list", cwd=tmp_path).returncode == 0
+
+
+def test_db_upgrade(env):
+    result = mirrorbot(env, "db", "upgrade")
+    assert result.returncode == 0
+    assert "up to date" in result.stdout
+
+
+def test_check_passes_with_a_complete_configuration(env):
+    env.update(
+        {
+            "SLACK_SIGNING_SECRET": "s",
+            "GITLAB_SERVICE_TOKEN": ALICE_TOKEN,
+            "GITLAB_WEBHOOK_SECRET": "w",
+        }
+    )
+    result = mirrorbot(env, "check")
+    assert result.returncode == 0, result.stderr
+    assert "service token belongs to alice" in result.stdout
+    assert f"team {TEAM_ID}" in result.stdout
+
+
+def test_check_says_exactly_what_is_wrong(env):
+    env.update({"GITLAB_SERVICE_TOKEN": "glpat-revoked", "SLACK_BOT_TOKEN": "xoxb-wrong"})
+    result = mirrorbot(env, "check")
+    assert result.returncode != 0
+    assert "SLACK_SIGNING_SECRET is not set" in result.stderr
+    assert "GITLAB_WEBHOOK_SECRET is not set" in result.stderr
+    assert "GITLAB_SERVICE_TOKEN / GITLAB_URL: GitLab rejected your token" in result.stderr
+    assert "SLACK_BOT_TOKEN: Slack refused the bot token (invalid_auth)" in result.stderr
+    assert "glpat-revoked" not in result.stderr + result.stdout
