@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
@@ -14,6 +16,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.domain import audit
 from bot.domain.accounts import Accounts, SlackUser
 from bot.domain.errors import DomainError
 from bot.gitlab.client import GitLabClient, create_http_client
@@ -225,3 +228,46 @@ def check() -> None:
     if problems:
         sys.exit(1)
     click.echo("configuration is complete")
+
+
+# --- serve and audit -----------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server
+@click.option("--port", default=3000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve Slack (/slack/events), /healthz and /metrics; applies migrations on start."""
+    settings = settings_or_exit("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "MIRRORBOT_SECRET_KEY")
+    import uvicorn
+
+    from bot.server import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, timeout_graceful_shutdown=8, log_level="info"
+    )
+
+
+@main.command("audit")
+@click.option("--project", help="only this project (full path)")
+@click.option("--since", type=click.DateTime(), help="only entries from this UTC time on")
+def audit_log(project: str | None, since: datetime | None) -> None:
+    """Print the audit log as JSON lines."""
+    settings = settings_or_exit()
+
+    async def print_entries() -> None:
+        upgrade_database(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            entries = await audit.list_entries(
+                session_factory(engine),
+                project=project,
+                since=since.replace(tzinfo=UTC) if since else None,
+            )
+        finally:
+            await engine.dispose()
+        for entry in entries:
+            click.echo(audit.as_json_line(entry))
+
+    run(print_entries)

@@ -33,6 +33,7 @@ FAST_RETRY = RetryPolicy(max_attempts=4, budget_seconds=5.0, base_delay=0.01, ma
 DEVELOPER, MAINTAINER = 30, 40
 ALICE_TOKEN = "glpat-alice-maintainer-0001"
 DAVE_TOKEN = "glpat-dave-developer-00002"
+BOB_TOKEN = "glpat-bob-maintainer-00004"
 READER_TOKEN = "glpat-rita-readapi-000003"
 
 
@@ -42,6 +43,7 @@ class SampleGitLab:
 
     world: World
     alice: SimUser
+    bob: SimUser
     dave: SimUser
     app: SimProject
     https_mirror: SimPushMirror
@@ -59,12 +61,16 @@ def sample_world() -> SampleGitLab:
         )
     )
     alice = world.add_user("alice")
+    bob = world.add_user("bob")
     dave = world.add_user("dave")
     rita = world.add_user("rita")
     world.add_token(alice, ALICE_TOKEN)
     world.add_token(dave, DAVE_TOKEN)
+    world.add_token(bob, BOB_TOKEN)
     world.add_token(rita, READER_TOKEN, scopes=["read_api"])
-    app = world.add_project("group/app", {alice: MAINTAINER, dave: DEVELOPER, rita: MAINTAINER})
+    app = world.add_project(
+        "group/app", {alice: MAINTAINER, bob: MAINTAINER, dave: DEVELOPER, rita: MAINTAINER}
+    )
     world.add_project("group/secret", {})
     https_mirror = world.add_push_mirror(
         app, "https://mirror-bot:s3cr3t-pass@github.example.org/acme/app.git", enabled=True
@@ -72,7 +78,7 @@ def sample_world() -> SampleGitLab:
     ssh_mirror = world.add_push_mirror(
         app, "ssh://git@ssh.example.org/acme/app.git", enabled=True, auth_method="ssh_public_key"
     )
-    return SampleGitLab(world, alice, dave, app, https_mirror, ssh_mirror)
+    return SampleGitLab(world, alice, bob, dave, app, https_mirror, ssh_mirror)
 
 
 @pytest.fixture

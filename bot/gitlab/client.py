@@ -276,7 +276,7 @@ class GitLabClient:
         status = response.status_code
         body = _body_of(response)
         message = errors.message_from_body(body)
-        project = call.project.value if call.project else "the project"
+        project = str(call.project) if call.project else "the project"
         if status == 401:
             # Push-mirror routes answer 401 for a valid token below Maintainer too.
             if call.route in (Route.PUSH_MIRROR, Route.PUBLIC_KEY) and await self._token_works():

@@ -29,6 +29,12 @@ class ProjectRef:
     """A project as GitLab's `:id` path parameter accepts it."""
 
     value: str  # "42" or "group/sub/project"
+    label: str | None = None  # how to name it to people, e.g. the path of a numeric id
+
+    @staticmethod
+    def of(project_id: int, path: str) -> ProjectRef:
+        """By id (stable across renames), named by its path in messages."""
+        return ProjectRef(str(project_id), path)
 
     @property
     def is_numeric(self) -> bool:
@@ -40,7 +46,7 @@ class ProjectRef:
         return quote(self.value, safe="")
 
     def __str__(self) -> str:
-        return self.value
+        return self.label or self.value
 
 
 def parse_project_ref(text: str, gitlab_url: str | None = None) -> ProjectRef:

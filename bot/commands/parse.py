@@ -1,0 +1,194 @@
+"""`/mirror …` text into a typed command, or a `UsageError` with the right usage line.
+
+Shared by Slack and the console: neither knows the grammar, both call `parse_command`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from bot.gitlab.refs import ProjectRef, ProjectRefError, parse_project_ref
+
+MAX_COMMAND_LENGTH = 2000
+_CHANNEL = re.compile(r"^<#(?P<id>[CG][A-Z0-9]+)(?:\|[^>]*)?>$|^(?P<raw>[CG][A-Z0-9]{6,})$")
+
+USAGE = {
+    "help": "/mirror help",
+    "login": "/mirror login",
+    "logout": "/mirror logout",
+    "whoami": "/mirror whoami",
+    "list": "/mirror list PROJECT",
+    "show": "/mirror show PROJECT MIRROR_ID",
+    "key": "/mirror key PROJECT MIRROR_ID",
+    "sync": "/mirror sync PROJECT [MIRROR_ID]",
+    "enable": "/mirror enable PROJECT MIRROR_ID",
+    "disable": "/mirror disable PROJECT MIRROR_ID",
+    "delete": "/mirror delete PROJECT MIRROR_ID",
+    "add": "/mirror add PROJECT",
+    "edit": "/mirror edit PROJECT MIRROR_ID",
+    "pull": "/mirror pull PROJECT | pull sync PROJECT | pull config PROJECT",
+    "watch": "/mirror watch PROJECT [#channel]",
+    "unwatch": "/mirror unwatch PROJECT",
+    "watching": "/mirror watching",
+    "unmute": "/mirror unmute PROJECT MIRROR_ID",
+    "status": "/mirror status [--refresh]",
+    "approvals": "/mirror approvals",
+    "users": "/mirror users list | users unlink @user   (admins)",
+}
+
+
+class UsageError(Exception):
+    """Bad input: one line saying what is wrong, plus the usage to show."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command. `name` is the subcommand (`pull sync` → `pull-sync`)."""
+
+    name: str
+    project: ProjectRef | None = None
+    mirror_id: int | None = None
+    channel_id: str | None = None
+    refresh: bool = False
+    target_user: str | None = None
+
+
+def parse_command(text: str, gitlab_url: str | None = None) -> Command:
+    if len(text) > MAX_COMMAND_LENGTH:
+        raise UsageError("that command is too long", USAGE["help"])
+    try:
+        words = shlex.split(text.strip())
+    except ValueError:
+        words = text.split()
+    if words and words[0] == "/mirror":
+        words = words[1:]
+    if not words:
+        return Command("help")
+    name, args = words[0].lower(), words[1:]
+    if name == "pull" and args and args[0].lower() in ("sync", "config"):
+        name, args = f"pull-{args[0].lower()}", args[1:]
+    if name == "users" and args:
+        return _users(args)
+    grammar = _GRAMMAR.get(name)
+    if grammar is None:
+        shown = name if len(name) <= 30 else name[:29] + "…"
+        raise UsageError(f"unknown command `{shown}` — try `/mirror help`", None)
+    return grammar(name, args, gitlab_url)
+
+
+def usage_of(name: str) -> str:
+    return USAGE.get(name.split("-")[0], USAGE["help"])
+
+
+def _expect(name: str, args: list[str], minimum: int, maximum: int) -> None:
+    if len(args) < minimum:
+        what = "a project" if not args else "a mirror id"
+        raise UsageError(f"`{name.replace('-', ' ')}` needs {what}", usage_of(name))
+    if len(args) > maximum:
+        raise UsageError(f"`{name.replace('-', ' ')}` takes fewer arguments", usage_of(name))
+
+
+def _project(name: str, text: str, gitlab_url: str | None) -> ProjectRef:
+    try:
+        return parse_project_ref(text, gitlab_url)
+    except ProjectRefError as exc:
+        raise UsageError(str(exc), usage_of(name)) from None
+
+
+def _mirror_id(name: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        shown = text if len(text) <= 20 else text[:19] + "…"
+        raise UsageError(
+            f"`{shown}` is not a mirror id — mirror ids are numbers, as "
+            "`/mirror list PROJECT` shows them",
+            usage_of(name),
+        )
+    return int(text)
+
+
+def _no_args(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    _expect(name, args, 0, 0)
+    return Command(name)
+
+
+def _project_only(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    _expect(name, args, 1, 1)
+    return Command(name, _project(name, args[0], gitlab_url))
+
+
+def _project_and_mirror(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    _expect(name, args, 2, 2)
+    return Command(name, _project(name, args[0], gitlab_url), _mirror_id(name, args[1]))
+
+
+def _sync(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    _expect(name, args, 1, 2)
+    mirror_id = _mirror_id(name, args[1]) if len(args) == 2 else None
+    return Command(name, _project(name, args[0], gitlab_url), mirror_id)
+
+
+def _watch(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    _expect(name, args, 1, 2)
+    channel = None
+    if len(args) == 2:
+        match = _CHANNEL.match(args[1])
+        if not match:
+            raise UsageError(f"`{args[1][:40]}` is not a channel — pick one with #", usage_of(name))
+        channel = match.group("id") or match.group("raw")
+    return Command(name, _project(name, args[0], gitlab_url), channel_id=channel)
+
+
+def _status(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    if args not in ([], ["--refresh"]):
+        raise UsageError("`status` takes only `--refresh`", usage_of(name))
+    return Command(name, refresh=bool(args))
+
+
+def _users(args: list[str]) -> Command:
+    sub = args[0].lower()
+    if sub == "list" and len(args) == 1:
+        return Command("users-list")
+    if sub == "unlink" and len(args) == 2:
+        match = re.match(
+            r"^<@(?P<id>[UW][A-Z0-9]+)(?:\|[^>]*)?>$|^(?P<raw>[UW][A-Z0-9]{6,})$", args[1]
+        )
+        if match:
+            return Command("users-unlink", target_user=match.group("id") or match.group("raw"))
+        raise UsageError(
+            f"`{args[1][:40]}` is not a Slack user — mention them with @", USAGE["users"]
+        )
+    raise UsageError("unknown `users` command", USAGE["users"])
+
+
+_GRAMMAR = {
+    "help": _no_args,
+    "login": _no_args,
+    "logout": _no_args,
+    "whoami": _no_args,
+    "list": _project_only,
+    "show": _project_and_mirror,
+    "key": _project_and_mirror,
+    "sync": _sync,
+    "enable": _project_and_mirror,
+    "disable": _project_and_mirror,
+    "delete": _project_and_mirror,
+    "add": _project_only,
+    "edit": _project_and_mirror,
+    "pull": _project_only,
+    "pull-sync": _project_only,
+    "pull-config": _project_only,
+    "watch": _watch,
+    "unwatch": _project_only,
+    "watching": _no_args,
+    "unmute": _project_and_mirror,
+    "status": _status,
+    "approvals": _no_args,
+    "users": _no_args,
+}

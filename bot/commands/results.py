@@ -1,0 +1,130 @@
+"""What a command produced, as plain data. Renderers turn these into Block Kit or text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.domain.accounts import AccountLink
+from bot.domain.approvals import Approval
+from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
+from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
+from bot.gitlab.models import Project, PullMirror, PushMirror
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the person must fix: one line, and the usage when input was wrong."""
+
+    message: str
+    usage: str | None = None
+
+
+@dataclass(frozen=True)
+class Info:
+    """A one-line answer only the caller sees."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    link: AccountLink | None
+
+
+@dataclass(frozen=True)
+class MirrorList:
+    mirrors: ProjectMirrors
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class MirrorDetails:
+    project: Project
+    mirror: PushMirror
+
+
+@dataclass(frozen=True)
+class PullDetails:
+    project: Project
+    pull: PullMirror
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    project: Project
+    mirror_id: int
+    public_key: str
+
+
+@dataclass(frozen=True)
+class ChangeMade:
+    """A change that ran: posted in the channel, naming who did it."""
+
+    actor_id: str
+    request: OperationRequest
+    outcome: OperationOutcome
+    approver_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncStarted:
+    """Syncs that were started; the reply follows each mirror until it settles."""
+
+    actor_id: str
+    project: Project
+    mirrors: list[PushMirror]
+    skipped: list[str] = field(default_factory=list)  # one line per mirror not synced
+
+
+@dataclass(frozen=True)
+class ApprovalNeeded:
+    approval: Approval
+
+
+@dataclass(frozen=True)
+class Watching:
+    subscriptions: list[SubscriptionInfo]
+    mutes: list[MuteInfo]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    observations: list[MirrorObservation]
+    watched_projects: int
+    oldest_observation: datetime | None
+    refreshed: bool
+
+
+@dataclass(frozen=True)
+class PendingApprovals:
+    approvals: list[Approval]
+
+
+@dataclass(frozen=True)
+class LinkedUsers:
+    links: list[AccountLink]
+
+
+Reply = (
+    Help
+    | Problem
+    | Info
+    | AccountInfo
+    | MirrorList
+    | MirrorDetails
+    | PullDetails
+    | PublicKeyInfo
+    | ChangeMade
+    | SyncStarted
+    | ApprovalNeeded
+    | Watching
+    | StatusReport
+    | PendingApprovals
+    | LinkedUsers
+)

@@ -1,0 +1,187 @@
+"""Mirror operations as plain functions of a person's GitLab client.
+
+Reads return data; changes are `Operation`s so that the same code runs them whether
+they happen at once or after an approval (`execute_operation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.gitlab.client import GitLabClient
+from bot.gitlab.errors import InsufficientRole, PullMirrorNotConfigured
+from bot.gitlab.models import (
+    MAINTAINER,
+    Project,
+    PullMirror,
+    PullMirrorConfig,
+    PushMirror,
+    PushMirrorCreate,
+    PushMirrorUpdate,
+)
+from bot.gitlab.refs import ProjectRef
+
+
+class Operation(StrEnum):
+    """The changes a person can make; names as `MIRRORBOT_APPROVAL_REQUIRED` lists them."""
+
+    DELETE = "delete"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    SYNC = "sync"
+    ADD = "add"
+    EDIT = "edit"
+    PULL_CONFIG = "pull-config"
+    PULL_SYNC = "pull-sync"
+
+    @property
+    def verb(self) -> str:
+        return _VERBS[self]
+
+
+_VERBS = {
+    Operation.DELETE: "delete push mirror",
+    Operation.DISABLE: "disable push mirror",
+    Operation.ENABLE: "enable push mirror",
+    Operation.SYNC: "sync push mirror",
+    Operation.ADD: "add a push mirror",
+    Operation.EDIT: "edit push mirror",
+    Operation.PULL_CONFIG: "configure the pull mirror",
+    Operation.PULL_SYNC: "start pull mirroring",
+}
+
+
+@dataclass(frozen=True)
+class ProjectMirrors:
+    """Everything `/mirror list` shows of one project."""
+
+    project: Project
+    push_mirrors: list[PushMirror]
+    pull_mirror: PullMirror | None
+    pull_note: str | None  # why there is no pull mirror to show
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """One change to make: what, where, and its attributes (create/update/pull config)."""
+
+    operation: Operation
+    project_id: int
+    project_path: str
+    mirror_id: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def project(self) -> ProjectRef:
+        return ProjectRef.of(self.project_id, self.project_path)
+
+
+@dataclass(frozen=True)
+class OperationOutcome:
+    """What a change did, in one line, and the mirror's state afterwards (if it exists)."""
+
+    summary: str
+    push_mirror: PushMirror | None = None
+    pull_mirror: PullMirror | None = None
+
+
+async def resolve_project(gitlab: GitLabClient, ref: ProjectRef) -> Project:
+    """The project as GitLab knows it (canonical path, numeric id, caller's role)."""
+    return await gitlab.get_project(ref)
+
+
+async def require_maintainer(gitlab: GitLabClient, ref: ProjectRef) -> Project:
+    project = await gitlab.get_project(ref)
+    if project.access_level < MAINTAINER:
+        raise InsufficientRole(project.path_with_namespace)
+    return project
+
+
+async def list_project_mirrors(gitlab: GitLabClient, ref: ProjectRef) -> ProjectMirrors:
+    project = await gitlab.get_project(ref)
+    canonical = ProjectRef.of(project.id, project.path_with_namespace)
+    push_mirrors, pull = await asyncio.gather(
+        gitlab.list_push_mirrors(canonical),
+        _pull_or_note(gitlab, canonical),
+        return_exceptions=False,
+    )
+    pull_mirror, pull_note = pull
+    return ProjectMirrors(project, push_mirrors, pull_mirror, pull_note)
+
+
+async def _pull_or_note(
+    gitlab: GitLabClient, ref: ProjectRef
+) -> tuple[PullMirror | None, str | None]:
+    try:
+        return await gitlab.get_pull_mirror(ref), None
+    except PullMirrorNotConfigured:
+        return None, "no pull mirror (a GitLab Premium feature)"
+    except InsufficientRole:
+        return None, "pull mirror not visible: it needs the Maintainer role"
+
+
+async def execute_operation(gitlab: GitLabClient, request: OperationRequest) -> OperationOutcome:
+    """Run one change with `gitlab` (the requester's client)."""
+    ref, mirror_id = request.project, request.mirror_id
+    op = request.operation
+    if op is Operation.ADD:
+        created = await gitlab.create_push_mirror(ref, PushMirrorCreate(**request.attributes))
+        return OperationOutcome(f"added push mirror {created.id} → {created.url}", created)
+    if op is Operation.PULL_CONFIG:
+        pull = await gitlab.configure_pull_mirror(ref, PullMirrorConfig(**request.attributes))
+        state = "enabled" if pull.enabled else "disabled"
+        return OperationOutcome(
+            f"configured the pull mirror from {pull.url} ({state})", pull_mirror=pull
+        )
+    if op is Operation.PULL_SYNC:
+        await gitlab.start_pull_mirror(ref)
+        return OperationOutcome(
+            "started pull mirroring (GitLab may defer it until the mirror's next interval)"
+        )
+    assert mirror_id is not None, f"{op} needs a mirror id"
+    if op is Operation.DELETE:
+        mirror = await gitlab.get_push_mirror(ref, mirror_id)
+        await gitlab.delete_push_mirror(ref, mirror_id)
+        return OperationOutcome(f"deleted push mirror {mirror_id} ({mirror.url})")
+    if op in (Operation.ENABLE, Operation.DISABLE):
+        enabled = op is Operation.ENABLE
+        mirror = await gitlab.update_push_mirror(ref, mirror_id, PushMirrorUpdate(enabled=enabled))
+        return OperationOutcome(f"{op.value}d push mirror {mirror_id} ({mirror.url})", mirror)
+    if op is Operation.EDIT:
+        mirror = await gitlab.update_push_mirror(
+            ref, mirror_id, PushMirrorUpdate(**request.attributes)
+        )
+        return OperationOutcome(f"updated push mirror {mirror_id} ({mirror.url})", mirror)
+    if op is Operation.SYNC:
+        await gitlab.sync_push_mirror(ref, mirror_id)
+        mirror = await gitlab.get_push_mirror(ref, mirror_id)
+        return OperationOutcome(
+            f"started a sync of push mirror {mirror_id} ({mirror.url}); GitLab may delay it by "
+            "up to 5 minutes if the mirror ran recently",
+            mirror,
+        )
+    raise AssertionError(f"unhandled operation {op}")
+
+
+async def follow_push_mirror(
+    gitlab: GitLabClient, ref: ProjectRef, mirror_id: int, *, interval: float, give_up_after: float
+) -> AsyncIterator[PushMirror]:
+    """Yield the mirror each time its status changes, until it settles or time runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_after
+    last_status: str | None = None
+    seen_progress = False
+    while loop.time() < deadline:
+        mirror = await gitlab.get_push_mirror(ref, mirror_id)
+        seen_progress = seen_progress or mirror.is_in_progress
+        if mirror.update_status != last_status:
+            last_status = mirror.update_status
+            yield mirror
+        # A sync GitLab delayed still shows the previous result: wait for it to start.
+        if seen_progress and not mirror.is_in_progress:
+            return
+        await asyncio.sleep(interval)

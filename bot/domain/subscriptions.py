@@ -1,0 +1,293 @@
+"""Channels watching projects, mutes, and the monitor's latest observations of mirrors."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.gitlab.client import GitLabClient
+from bot.gitlab.errors import GitLabError, InsufficientRole, PullMirrorNotConfigured
+from bot.gitlab.models import Project, PullMirror, PushMirror
+from bot.gitlab.refs import ProjectRef
+from bot.store.db import transaction
+from bot.store.models import MirrorState, Mute, Subscription, utcnow
+
+PULL_KEY = "pull"
+
+
+def push_key(mirror_id: int) -> str:
+    return f"push:{mirror_id}"
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    channel_id: str
+    project_id: int
+    project_path: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class MuteInfo:
+    channel_id: str
+    project_id: int
+    mirror_key: str
+    muted_until: datetime
+    muted_by: str
+
+
+@dataclass(frozen=True)
+class MirrorObservation:
+    """One mirror as last seen by the monitor (or a refresh)."""
+
+    project_id: int
+    project_path: str
+    mirror_key: str
+    url: str | None
+    enabled: bool
+    update_status: str
+    last_error: str | None
+    last_successful_update_at: datetime | None
+    observed_at: datetime
+
+    @property
+    def is_failing(self) -> bool:
+        return self.enabled and self.update_status == "failed"
+
+    @property
+    def mirror_id(self) -> int | None:
+        return int(self.mirror_key.split(":", 1)[1]) if self.mirror_key != PULL_KEY else None
+
+    @staticmethod
+    def of(row: MirrorState) -> MirrorObservation:
+        return MirrorObservation(
+            row.project_id,
+            row.project_path,
+            row.mirror_key,
+            row.url,
+            row.enabled,
+            row.update_status,
+            row.last_error,
+            row.last_successful_update_at,
+            row.observed_at,
+        )
+
+
+class Subscriptions:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def watch(
+        self, gitlab: GitLabClient, ref: ProjectRef, *, team_id: str, channel_id: str, user_id: str
+    ) -> SubscriptionInfo:
+        """Subscribe a channel, only if the caller's own token can read the mirrors."""
+        project = await gitlab.get_project(ref)
+        # Proves the caller's own token can read the mirrors before alerts reveal them.
+        await gitlab.list_push_mirrors(ProjectRef.of(project.id, project.path_with_namespace))
+        async with transaction(self._sessions) as session:
+            existing = await session.scalar(
+                select(Subscription).where(
+                    Subscription.channel_id == channel_id, Subscription.project_id == project.id
+                )
+            )
+            if existing is None:
+                session.add(
+                    Subscription(
+                        slack_team_id=team_id,
+                        channel_id=channel_id,
+                        project_id=project.id,
+                        project_path=project.path_with_namespace,
+                        created_by=user_id,
+                    )
+                )
+        return SubscriptionInfo(channel_id, project.id, project.path_with_namespace, user_id)
+
+    async def unwatch(self, channel_id: str, project: Project) -> bool:
+        async with transaction(self._sessions) as session:
+            result = await session.execute(
+                delete(Subscription).where(
+                    Subscription.channel_id == channel_id, Subscription.project_id == project.id
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def unwatch_by_path(self, channel_id: str, path: str) -> bool:
+        async with transaction(self._sessions) as session:
+            result = await session.execute(
+                delete(Subscription).where(
+                    Subscription.channel_id == channel_id, Subscription.project_path == path
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def of_channel(self, channel_id: str) -> list[SubscriptionInfo]:
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Subscription)
+                    .where(Subscription.channel_id == channel_id)
+                    .order_by(Subscription.project_path)
+                )
+            ).all()
+        return [
+            SubscriptionInfo(r.channel_id, r.project_id, r.project_path, r.created_by) for r in rows
+        ]
+
+    async def channels_of(self, project_id: int) -> list[str]:
+        async with self._sessions() as session:
+            return list(
+                (
+                    await session.scalars(
+                        select(Subscription.channel_id).where(Subscription.project_id == project_id)
+                    )
+                ).all()
+            )
+
+    async def watched_project_ids(self) -> list[int]:
+        async with self._sessions() as session:
+            return sorted(set((await session.scalars(select(Subscription.project_id))).all()))
+
+    # --- mutes -----------------------------------------------------------------------------
+
+    async def mute(
+        self, channel_id: str, project_id: int, mirror_key: str, until: datetime, by: str
+    ) -> None:
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                delete(Mute).where(
+                    Mute.channel_id == channel_id,
+                    Mute.project_id == project_id,
+                    Mute.mirror_key == mirror_key,
+                )
+            )
+            session.add(
+                Mute(
+                    channel_id=channel_id,
+                    project_id=project_id,
+                    mirror_key=mirror_key,
+                    muted_until=until,
+                    muted_by=by,
+                )
+            )
+
+    async def unmute(self, channel_id: str, project_id: int, mirror_key: str) -> bool:
+        async with transaction(self._sessions) as session:
+            result = await session.execute(
+                delete(Mute).where(
+                    Mute.channel_id == channel_id,
+                    Mute.project_id == project_id,
+                    Mute.mirror_key == mirror_key,
+                    Mute.muted_until > utcnow(),
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def active_mutes(self, channel_id: str) -> list[MuteInfo]:
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Mute).where(Mute.channel_id == channel_id, Mute.muted_until > utcnow())
+                )
+            ).all()
+        return [
+            MuteInfo(r.channel_id, r.project_id, r.mirror_key, r.muted_until, r.muted_by)
+            for r in rows
+        ]
+
+    # --- observations ------------------------------------------------------------------------
+
+    async def observations(self, project_ids: list[int]) -> list[MirrorObservation]:
+        if not project_ids:
+            return []
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(MirrorState).where(MirrorState.project_id.in_(project_ids))
+                )
+            ).all()
+        return [MirrorObservation.of(row) for row in rows]
+
+
+async def observe_project(
+    gitlab: GitLabClient,
+    project_id: int,
+) -> tuple[str, list[PushMirror], PullMirror | None]:
+    """Read one project's push mirrors and pull mirror (None when it has none)."""
+    ref = ProjectRef(str(project_id))
+    project = await gitlab.get_project(ref)
+    push = await gitlab.list_push_mirrors(ref)
+    try:
+        pull: PullMirror | None = await gitlab.get_pull_mirror(ref)
+    except (PullMirrorNotConfigured, InsufficientRole):
+        pull = None
+    return project.path_with_namespace, push, pull
+
+
+async def refresh_observations(
+    sessions: async_sessionmaker[AsyncSession],
+    gitlab: GitLabClient,
+    project_ids: list[int],
+    *,
+    concurrency: int,
+) -> list[str]:
+    """Re-read GitLab for these projects, `concurrency` at a time; store what was seen.
+    Returns one line per project that could not be read."""
+    limit = asyncio.Semaphore(concurrency)
+    problems: list[str] = []
+
+    async def one(project_id: int) -> None:
+        async with limit:
+            try:
+                path, push, pull = await observe_project(gitlab, project_id)
+            except GitLabError as exc:
+                problems.append(f"project {project_id}: {exc.user_message}")
+                return
+        await store_observations(sessions, project_id, path, push, pull)
+
+    await asyncio.gather(*(one(project_id) for project_id in project_ids))
+    return problems
+
+
+async def store_observations(
+    sessions: async_sessionmaker[AsyncSession],
+    project_id: int,
+    project_path: str,
+    push: list[PushMirror],
+    pull: PullMirror | None,
+) -> None:
+    """Upsert the latest observation of each mirror (alert state is left alone)."""
+    now = utcnow()
+    seen: dict[str, PushMirror | PullMirror] = {push_key(m.id): m for m in push}
+    if pull is not None:
+        seen[PULL_KEY] = pull
+    async with transaction(sessions) as session:
+        rows = {
+            row.mirror_key: row
+            for row in (
+                await session.scalars(
+                    select(MirrorState).where(MirrorState.project_id == project_id)
+                )
+            ).all()
+        }
+        for key, gone in rows.items():
+            if key not in seen:
+                await session.delete(gone)  # the mirror was deleted in GitLab
+        for key, mirror in seen.items():
+            row: MirrorState | None = rows.get(key)
+            if row is None:
+                row = MirrorState(
+                    project_id=project_id, mirror_key=key, alert_state="ok", episode=0
+                )
+                session.add(row)
+            row.project_path = project_path
+            row.url = mirror.url
+            row.enabled = mirror.enabled
+            row.update_status = mirror.update_status
+            row.last_error = mirror.last_error
+            row.last_successful_update_at = mirror.last_successful_update_at
+            row.last_update_at = mirror.last_update_at
+            row.observed_at = now

@@ -1,0 +1,64 @@
+"""The ASGI server: Slack at /slack/events, health and metrics; migrations run on start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.config import Settings
+from bot.services import Services, build_services
+from bot.slack.app import build_bolt_app
+from bot.slack.background import expire_approvals_forever
+from bot.store.migrate import upgrade_database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    services = services or build_services(settings)
+    bolt = build_bolt_app(services)
+    slack_handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            async with services.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            log.warning("health check: database unreachable", exc_info=True)
+            return JSONResponse({"status": "unhealthy", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(upgrade_database, settings.database_url)
+        sweeper = asyncio.create_task(expire_approvals_forever(services, bolt.client))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await services.close()
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

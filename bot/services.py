@@ -1,0 +1,73 @@
+"""The dependencies of the domain, built once per process and passed in (never global)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.domain.accounts import Accounts
+from bot.domain.approvals import Approvals
+from bot.domain.mirrors import Operation
+from bot.domain.subscriptions import Subscriptions
+from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
+from bot.store.crypto import TokenCipher
+from bot.store.db import create_engine, session_factory
+
+
+@dataclass(frozen=True)
+class FollowTiming:
+    """How a sync reply follows its mirror: poll interval and how long at most.
+    GitLab may delay a sync by 5 minutes, so the default outlasts that."""
+
+    interval: float = 5.0
+    timeout: float = 420.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    gitlab_http: httpx.AsyncClient
+    accounts: Accounts
+    approvals: Approvals
+    subscriptions: Subscriptions
+    follow: FollowTiming
+    refresh_concurrency: int = 20
+
+    @property
+    def approval_required(self) -> frozenset[Operation]:
+        return frozenset(Operation(op) for op in self.settings.mirrorbot_approval_required)
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in self.settings.mirrorbot_admins
+
+    def service_gitlab(self) -> GitLabClient | None:
+        token = self.settings.gitlab_service_token
+        return GitLabClient(self.gitlab_http, token.get_secret_value()) if token else None
+
+    async def close(self) -> None:
+        await self.gitlab_http.aclose()
+        await self.engine.dispose()
+
+
+def build_services(
+    settings: Settings, *, retry: RetryPolicy | None = None, follow: FollowTiming | None = None
+) -> Services:
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    gitlab_http = create_http_client(settings.gitlab_url)
+    cipher = TokenCipher(settings.secret_keys)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        gitlab_http=gitlab_http,
+        accounts=Accounts(sessions, cipher, gitlab_http, retry),
+        approvals=Approvals(sessions, cipher),
+        subscriptions=Subscriptions(sessions),
+        follow=follow or FollowTiming(),
+    )

@@ -1,0 +1,52 @@
+"""The Bolt app: one AsyncApp whose listeners get the domain services through `context`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import Services
+from bot.slack import listeners
+from bot.slack_workspace import slack_api_base
+
+
+def build_slack_client(services: Services) -> AsyncWebClient:
+    settings = services.settings
+    assert settings.slack_bot_token is not None
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=slack_api_base(settings),
+        timeout=10,
+        # Slack's 429s carry Retry-After; the handler sleeps it out (twice at most).
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_bolt_app(services: Services) -> AsyncApp:
+    settings = services.settings
+    assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
+    client = build_slack_client(services)
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Ack at once; listeners go on after the response (a long-running server, not FaaS).
+        process_before_response=False,
+    )
+
+    async def inject_services(context: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+        context["services"] = services
+        await next()
+
+    app.use(inject_services)
+    listeners.register(app)
+    return app

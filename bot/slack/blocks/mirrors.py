@@ -1,0 +1,217 @@
+"""Mirrors as Block Kit: the list with per-mirror buttons, details, keys, pull mirror."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain.mirrors import ProjectMirrors
+from bot.gitlab.models import Project, PullMirror, PushMirror
+from bot.slack.blocks.text import (
+    MAX_ERROR_CHARS,
+    SlackMessage,
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    escape,
+    section,
+    shorten,
+    slack_ago,
+    slack_date,
+    status_label,
+)
+from bot.slack.ids import MirrorActions, MirrorRef
+
+MIRRORS_PER_PAGE = 20  # two blocks each: 20 mirrors + header, pull and paging stay under 50
+
+
+def failing_first(mirrors: list[PushMirror]) -> list[PushMirror]:
+    return sorted(mirrors, key=lambda m: (not (m.enabled and m.is_failed), m.id))
+
+
+def mirror_buttons(project_id: int, mirror: PushMirror) -> list[dict[str, Any]]:
+    value = MirrorRef(project_id=project_id, mirror_id=mirror.id).dump()
+    buttons = [button("Sync now", MirrorActions.SYNC, value, "primary")]
+    if mirror.enabled:
+        buttons.append(button("Disable", MirrorActions.DISABLE, value))
+    else:
+        buttons.append(button("Enable", MirrorActions.ENABLE, value))
+    if mirror.has_public_key:
+        buttons.append(button("Public key", MirrorActions.PUBLIC_KEY, value))
+    buttons.append(button("Details", MirrorActions.DETAILS, value))
+    buttons.append(
+        button(
+            "Delete",
+            MirrorActions.DELETE,
+            value,
+            "danger",
+            confirm_dialog(
+                "Delete this mirror?",
+                f"Push mirror {mirror.id} to {escape(mirror.url or '?')} will be removed.",
+                "Delete",
+            ),
+        )
+    )
+    return buttons
+
+
+def push_mirror_summary(mirror: PushMirror) -> str:
+    lines = [
+        f"*{mirror.id}* · {status_label(mirror.update_status, mirror.enabled)} · "
+        f"`{escape(mirror.url or 'URL hidden by GitLab')}`",
+        f"last success {slack_ago(mirror.last_successful_update_at)}",
+    ]
+    if mirror.last_error and mirror.update_status != "finished":
+        lines.append(f"> {escape(shorten(mirror.last_error, MAX_ERROR_CHARS))}")
+    return "\n".join(lines)
+
+
+def pull_mirror_summary(pull: PullMirror) -> str:
+    text = (
+        f"*Pull mirror* · {status_label(pull.update_status, pull.enabled)} · "
+        f"`{escape(pull.url or '?')}`\nlast success {slack_ago(pull.last_successful_update_at)}"
+    )
+    if pull.last_error and pull.update_status != "finished":
+        text += f"\n> {escape(shorten(pull.last_error, MAX_ERROR_CHARS))}"
+    return text
+
+
+def mirror_row(project_id: int, mirror: PushMirror) -> list[dict[str, Any]]:
+    """A mirror's summary and its buttons; `block_id` lets a click find its row again."""
+    return [
+        section(push_mirror_summary(mirror)),
+        actions(f"mirror-{mirror.id}", *mirror_buttons(project_id, mirror)),
+    ]
+
+
+def mirror_list(mirrors: ProjectMirrors, offset: int = 0) -> SlackMessage:
+    project = mirrors.project
+    ordered = failing_first(mirrors.push_mirrors)
+    page = ordered[offset : offset + MIRRORS_PER_PAGE]
+    failing = sum(1 for m in ordered if m.enabled and m.is_failed)
+    headline = (
+        f"*{escape(project.path_with_namespace)}* — {len(ordered)} push "
+        f"mirror{'s' if len(ordered) != 1 else ''}"
+        + (f", :red_circle: {failing} failing" if failing else "")
+    )
+    blocks: list[dict[str, Any]] = [section(headline)]
+    for mirror in page:
+        blocks.extend(mirror_row(project.id, mirror))
+    if not ordered:
+        blocks.append(
+            context(
+                f"No push mirrors. Add one with `/mirror add "
+                f"{escape(project.path_with_namespace)}`."
+            )
+        )
+    if offset + MIRRORS_PER_PAGE < len(ordered) or offset > 0:
+        paging = []
+        if offset > 0:
+            back = MirrorRef(project_id=project.id, offset=max(0, offset - MIRRORS_PER_PAGE))
+            paging.append(button("◀ Previous", f"{MirrorActions.PAGE}-prev", back.dump()))
+        if offset + MIRRORS_PER_PAGE < len(ordered):
+            more = MirrorRef(project_id=project.id, offset=offset + MIRRORS_PER_PAGE)
+            paging.append(button("Next ▶", MirrorActions.PAGE, more.dump()))
+        blocks.append(context(f"Mirrors {offset + 1}–{offset + len(page)} of {len(ordered)}"))
+        blocks.append(actions("paging", *paging))
+    if mirrors.pull_mirror is not None:
+        blocks.append(section(pull_mirror_summary(mirrors.pull_mirror)))
+        blocks.append(
+            actions(
+                "pull",
+                button(
+                    "Start pull", MirrorActions.PULL_SYNC, MirrorRef(project_id=project.id).dump()
+                ),
+            )
+        )
+    elif mirrors.pull_note:
+        blocks.append(context(mirrors.pull_note))
+    return SlackMessage(
+        f"{project.path_with_namespace}: {len(ordered)} push mirrors"
+        + (f", {failing} failing" if failing else ""),
+        blocks,
+    )
+
+
+def mirror_details(project: Project, mirror: PushMirror) -> SlackMessage:
+    fingerprints = ", ".join(f"`{escape(k.fingerprint_sha256)}`" for k in mirror.host_keys)
+    branch_filter = (
+        "protected branches only"
+        if mirror.only_protected_branches
+        else f"`{escape(mirror.mirror_branch_regex)}`"
+        if mirror.mirror_branch_regex
+        else "all branches"
+    )
+    divergent = (
+        "kept (diverged refs are left alone)" if mirror.keep_divergent_refs else "overwritten"
+    )
+    fields = [
+        ("Status", status_label(mirror.update_status, mirror.enabled)),
+        ("Auth method", "SSH public key" if mirror.auth_method == "ssh_public_key" else "password"),
+        ("Branches", branch_filter),
+        ("Divergent refs", divergent),
+        ("Last update", slack_date(mirror.last_update_at)),
+        ("Last started", slack_date(mirror.last_update_started_at)),
+        ("Last success", slack_date(mirror.last_successful_update_at)),
+        ("Host keys", fingerprints or "none pinned"),
+    ]
+    blocks: list[dict[str, Any]] = [
+        section(
+            f"*Push mirror {mirror.id}* of *{escape(project.path_with_namespace)}*\n"
+            f"`{escape(mirror.url or '?')}`"
+        ),
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in fields],
+        },
+    ]
+    if mirror.last_error:
+        blocks.append(section(f"*Last error*\n```{escape(shorten(mirror.last_error, 2500))}```"))
+    blocks.append(actions(f"mirror-{mirror.id}", *mirror_buttons(project.id, mirror)))
+    return SlackMessage(
+        f"Push mirror {mirror.id} of {project.path_with_namespace}: {mirror.update_status}", blocks
+    )
+
+
+def public_key(project: Project, mirror_id: int, key: str) -> SlackMessage:
+    return SlackMessage(
+        f"SSH public key of mirror {mirror_id}",
+        [
+            section(
+                f"SSH public key of push mirror {mirror_id} of "
+                f"*{escape(project.path_with_namespace)}* — add it as a deploy key with write "
+                f"access on the target:\n```{escape(key)}```"
+            )
+        ],
+    )
+
+
+def pull_details(project: Project, pull: PullMirror) -> SlackMessage:
+    options = [
+        ("Trigger pipelines", "yes" if pull.mirror_trigger_builds else "no"),
+        ("Protected branches only", "yes" if pull.only_mirror_protected_branches else "no"),
+        (
+            "Overwrite diverged branches",
+            "yes" if pull.mirror_overwrites_diverged_branches else "no",
+        ),
+        (
+            "Branch filter",
+            f"`{escape(pull.mirror_branch_regex)}`" if pull.mirror_branch_regex else "all branches",
+        ),
+        ("Last update", slack_date(pull.last_update_at)),
+        ("Last success", slack_date(pull.last_successful_update_at)),
+    ]
+    blocks: list[dict[str, Any]] = [
+        section(f"*{escape(project.path_with_namespace)}* · {pull_mirror_summary(pull)}"),
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in options],
+        },
+        actions(
+            "pull",
+            button("Start pull", MirrorActions.PULL_SYNC, MirrorRef(project_id=project.id).dump()),
+        ),
+    ]
+    return SlackMessage(
+        f"Pull mirror of {project.path_with_namespace}: {pull.update_status}", blocks
+    )

@@ -1,0 +1,344 @@
+"""Every command result as a Slack message (pure: data in, payload out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.commands.results import (
+    AccountInfo,
+    ApprovalNeeded,
+    ChangeMade,
+    Help,
+    Info,
+    LinkedUsers,
+    MirrorDetails,
+    MirrorList,
+    PendingApprovals,
+    Problem,
+    PublicKeyInfo,
+    PullDetails,
+    Reply,
+    StatusReport,
+    SyncStarted,
+    Watching,
+)
+from bot.domain.approvals import Approval, Status
+from bot.domain.subscriptions import PULL_KEY, MirrorObservation
+from bot.slack.blocks import mirrors as mirror_blocks
+from bot.slack.blocks.text import (
+    MAX_BLOCKS,
+    SlackMessage,
+    actions,
+    button,
+    context,
+    escape,
+    section,
+    shorten,
+    slack_ago,
+    slack_date,
+    status_label,
+)
+from bot.slack.ids import ApprovalActions, ApprovalRef
+
+HELP_EXAMPLES = [
+    ("/mirror list group/project", "push mirrors and the pull mirror, with buttons"),
+    ("/mirror show group/project 12", "one mirror in full"),
+    ("/mirror sync group/project [12]", "sync one mirror, or all; the reply follows it"),
+    ("/mirror enable|disable|delete group/project 12", "change a mirror"),
+    ("/mirror add group/project", "a form to add a push mirror"),
+    ("/mirror edit group/project 12", "a form to edit one"),
+    ("/mirror key group/project 12", "the SSH public key to install as a deploy key"),
+    ("/mirror pull group/project", "the pull mirror; `pull sync`, `pull config`"),
+    ("/mirror watch group/project [#channel]", "alerts when its mirrors fail"),
+    ("/mirror unwatch group/project · watching · unmute P 12", "subscriptions and mutes"),
+    ("/mirror status [--refresh]", "health of every watched mirror, failing first"),
+    ("/mirror approvals", "requests waiting for a second person"),
+    ("/mirror login · logout · whoami", "link your GitLab account (your own token)"),
+]
+
+
+def render(reply: Reply) -> SlackMessage:
+    renderer = _RENDERERS[type(reply)]
+    return renderer(reply)
+
+
+def problem(reply: Problem) -> SlackMessage:
+    text = f":warning: {escape(reply.message)}"
+    if reply.usage:
+        text += f"\nUsage: `{reply.usage}`"
+    return SlackMessage(reply.message, [section(text)])
+
+
+def info(reply: Info) -> SlackMessage:
+    return SlackMessage(reply.text, [section(reply.text)])
+
+
+def help_message(_: Help) -> SlackMessage:
+    lines = "\n".join(f"`{cmd}` — {what}" for cmd, what in HELP_EXAMPLES)
+    return SlackMessage(
+        "Mirrorbot commands",
+        [
+            section("*Mirrorbot* runs your GitLab mirrors with your own GitLab token.\n" + lines),
+            context(
+                "Projects can be a numeric id, a path like `group/sub/project`, or a pasted "
+                "project URL."
+            ),
+        ],
+    )
+
+
+def account(reply: AccountInfo) -> SlackMessage:
+    link = reply.link
+    if link is None:
+        return SlackMessage(
+            "not linked",
+            [section("You have no GitLab account linked. Link one with `/mirror login`.")],
+        )
+    scopes = ", ".join(link.scopes) or "unknown"
+    expiry = f", expires {link.expires_at.isoformat()}" if link.expires_at else ""
+    note = " (read-only: changes need a token with `api`)" if link.read_only else ""
+    return SlackMessage(
+        f"linked to {link.gitlab_username}",
+        [
+            section(
+                f"You are linked to GitLab user *{escape(link.gitlab_username)}* "
+                f"(token scopes: {scopes}{expiry}){note}."
+            )
+        ],
+    )
+
+
+def change_made(reply: ChangeMade) -> SlackMessage:
+    request = reply.request
+    by = f"<@{reply.actor_id}>"
+    approved = f", approved by <@{reply.approver_id}>" if reply.approver_id else ""
+    text = (
+        f":white_check_mark: {by} {escape(reply.outcome.summary)} in "
+        f"*{escape(request.project_path)}*{approved}"
+    )
+    blocks: list[dict[str, Any]] = [section(text)]
+    mirror = reply.outcome.push_mirror
+    if mirror is not None:
+        blocks.extend(mirror_blocks.mirror_row(request.project_id, mirror))
+    return SlackMessage(f"{reply.outcome.summary} in {request.project_path}", blocks)
+
+
+def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
+    """The sync reply; re-rendered as each mirror moves until every one settles."""
+    path = escape(reply.project.path_with_namespace)
+    blocks: list[dict[str, Any]] = [
+        section(
+            f":arrows_counterclockwise: <@{reply.actor_id}> synced {len(reply.mirrors)} push "
+            f"mirror{'s' if len(reply.mirrors) != 1 else ''} of *{path}*"
+        )
+    ]
+    for mirror in reply.mirrors[: MAX_BLOCKS - 4]:
+        blocks.append(section(mirror_blocks.push_mirror_summary(mirror)))
+    if reply.skipped:
+        blocks.append(context(*(escape(line) for line in reply.skipped[:10])))
+    if not finished:
+        blocks.append(
+            context(
+                "Following the sync… GitLab may delay it by up to 5 minutes if "
+                "the mirror ran recently."
+            )
+        )
+    return SlackMessage(
+        f"sync of {reply.project.path_with_namespace}: "
+        + ", ".join(f"{m.id} {m.update_status}" for m in reply.mirrors),
+        blocks,
+    )
+
+
+def sync_started(reply: SyncStarted) -> SlackMessage:
+    return sync_progress(reply)
+
+
+def approval_card(approval: Approval) -> SlackMessage:
+    target = (
+        f"push mirror {approval.mirror_id} (`{escape(approval.mirror_url or '?')}`)"
+        if approval.mirror_id is not None
+        else ""
+    )
+    what = f"*{approval.operation.verb}* {target} in *{escape(approval.project_path)}*"
+    blocks: list[dict[str, Any]] = [
+        section(f":raised_hand: <@{approval.requester_id}> asks to {what}")
+    ]
+    value = ApprovalRef(request_id=approval.id).dump()
+    if approval.status is Status.PENDING:
+        blocks.append(
+            context(
+                f"Needs approval by another linked user with the Maintainer role "
+                f"· expires {slack_date(approval.expires_at, '{time}')}"
+            )
+        )
+        blocks.append(
+            actions(
+                "approval",
+                button("Approve", ApprovalActions.APPROVE, value, "primary"),
+                button("Reject", ApprovalActions.REJECT, value, "danger"),
+                button("Cancel", ApprovalActions.CANCEL, value),
+            )
+        )
+    else:
+        blocks.append(section(approval_outcome(approval)))
+    return SlackMessage(
+        f"approval request: {approval.operation.verb} in "
+        f"{approval.project_path} ({approval.status.value})",
+        blocks,
+    )
+
+
+def approval_outcome(approval: Approval) -> str:
+    who = f" by <@{approval.approver_id}>" if approval.approver_id else ""
+    result = f": {escape(approval.result)}" if approval.result else ""
+    icon = {
+        Status.EXECUTED: ":white_check_mark:",
+        Status.FAILED: ":x:",
+        Status.REJECTED: ":no_entry:",
+        Status.CANCELLED: ":heavy_minus_sign:",
+        Status.EXPIRED: ":hourglass:",
+        Status.APPROVED: ":hourglass_flowing_sand:",
+    }
+    label = {Status.APPROVED: "approved, running…"}.get(approval.status, approval.status.value)
+    verb = "cancelled by the requester" if approval.status is Status.CANCELLED else f"{label}{who}"
+    if approval.status is Status.EXPIRED:
+        verb = "expired without a decision"
+    return f"{icon.get(approval.status, '')} {verb}{result}"
+
+
+def approval_needed(reply: ApprovalNeeded) -> SlackMessage:
+    return approval_card(reply.approval)
+
+
+def pending_approvals(reply: PendingApprovals) -> SlackMessage:
+    if not reply.approvals:
+        return SlackMessage("no pending approvals", [section("No approval requests are waiting.")])
+    lines = [
+        f"• <@{a.requester_id}>: {a.operation.verb}"
+        + (f" {a.mirror_id}" if a.mirror_id else "")
+        + f" in *{escape(a.project_path)}* — expires {slack_date(a.expires_at, '{time}')}"
+        for a in reply.approvals[:40]
+    ]
+    return SlackMessage(
+        f"{len(reply.approvals)} pending approvals",
+        [section("*Waiting for approval*\n" + "\n".join(lines))],
+    )
+
+
+def watching(reply: Watching) -> SlackMessage:
+    if not reply.subscriptions and not reply.mutes:
+        return SlackMessage(
+            "this channel watches nothing",
+            [section("This channel watches no project. Start with `/mirror watch group/project`.")],
+        )
+    blocks: list[dict[str, Any]] = []
+    if reply.subscriptions:
+        lines = "\n".join(
+            f"• *{escape(s.project_path)}* (by <@{s.created_by}>)"
+            for s in reply.subscriptions[:100]
+        )
+        blocks.append(section(f"*This channel watches*\n{lines}"))
+    if reply.mutes:
+        lines = "\n".join(
+            f"• project {m.project_id}, mirror {m.mirror_key.removeprefix('push:')}"
+            f" — muted by <@{m.muted_by}> until {slack_date(m.muted_until)}"
+            for m in reply.mutes[:50]
+        )
+        blocks.append(section(f"*Muted*\n{lines}"))
+    return SlackMessage(f"watching {len(reply.subscriptions)} projects", blocks)
+
+
+def status_report(reply: StatusReport) -> SlackMessage:
+    rows = sorted(
+        reply.observations, key=lambda o: (not o.is_failing, o.project_path, o.mirror_key)
+    )
+    failing = [o for o in rows if o.is_failing]
+    age = (
+        f"as of {slack_ago(reply.oldest_observation)}"
+        if reply.oldest_observation
+        else "not observed yet — run `/mirror status --refresh`"
+    )
+    header = (
+        f"*Mirror health* of {reply.watched_projects} watched project"
+        f"{'s' if reply.watched_projects != 1 else ''}: {len(rows)} mirrors, "
+        f"{len(failing)} failing ({'just refreshed' if reply.refreshed else age})"
+    )
+    blocks: list[dict[str, Any]] = [section(header)]
+    lines = [_observation_line(o) for o in rows]
+    chunk: list[str] = []
+    for line in lines:
+        if sum(len(item) + 1 for item in chunk) + len(line) > 2900:
+            blocks.append(section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+        if len(blocks) >= MAX_BLOCKS - 2:
+            break
+    if chunk and len(blocks) < MAX_BLOCKS - 1:
+        blocks.append(section("\n".join(chunk)))
+    shown = sum(len(b["text"]["text"].splitlines()) for b in blocks[1:])
+    if shown < len(rows):
+        blocks.append(context(f"{len(rows) - shown} more mirrors not shown"))
+    return SlackMessage(f"{len(failing)} of {len(rows)} mirrors failing", blocks)
+
+
+def _observation_line(o: MirrorObservation) -> str:
+    name = "pull mirror" if o.mirror_key == PULL_KEY else f"mirror {o.mirror_id}"
+    line = (
+        f"{status_label(o.update_status, o.enabled)} *{escape(o.project_path)}* {name} "
+        f"`{escape(shorten(o.url or '?', 80))}` · last success "
+        f"{slack_ago(o.last_successful_update_at)}"
+    )
+    if o.is_failing and o.last_error:
+        line += f" · {escape(shorten(o.last_error, 120))}"
+    return line
+
+
+def linked_users(reply: LinkedUsers) -> SlackMessage:
+    if not reply.links:
+        return SlackMessage("no linked users", [section("Nobody has linked a GitLab account.")])
+    lines = [
+        f"• <@{link.slack_user_id}> → *{escape(link.gitlab_username)}* "
+        f"({', '.join(link.scopes) or 'scopes unknown'}"
+        + (f", expires {link.expires_at}" if link.expires_at else "")
+        + ")"
+        for link in reply.links[:200]
+    ]
+    text = "\n".join(lines)
+    return SlackMessage(f"{len(reply.links)} linked users", [section(f"*Linked users*\n{text}")])
+
+
+def mirror_list(reply: MirrorList) -> SlackMessage:
+    return mirror_blocks.mirror_list(reply.mirrors, reply.offset)
+
+
+def mirror_details(reply: MirrorDetails) -> SlackMessage:
+    return mirror_blocks.mirror_details(reply.project, reply.mirror)
+
+
+def public_key(reply: PublicKeyInfo) -> SlackMessage:
+    return mirror_blocks.public_key(reply.project, reply.mirror_id, reply.public_key)
+
+
+def pull_details(reply: PullDetails) -> SlackMessage:
+    return mirror_blocks.pull_details(reply.project, reply.pull)
+
+
+_RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
+    Help: help_message,
+    Problem: problem,
+    Info: info,
+    AccountInfo: account,
+    MirrorList: mirror_list,
+    MirrorDetails: mirror_details,
+    PullDetails: pull_details,
+    PublicKeyInfo: public_key,
+    ChangeMade: change_made,
+    SyncStarted: sync_started,
+    ApprovalNeeded: approval_needed,
+    Watching: watching,
+    StatusReport: status_report,
+    PendingApprovals: pending_approvals,
+    LinkedUsers: linked_users,
+}

@@ -1,0 +1,149 @@
+"""Where each result goes in Slack: ephemeral to the caller, or posted in the channel
+naming who acted; sync replies follow their mirrors and update themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands.results import ApprovalNeeded, ChangeMade, Reply, SyncStarted
+from bot.domain.mirrors import follow_push_mirror
+from bot.gitlab.client import GitLabClient
+from bot.gitlab.errors import GitLabError
+from bot.gitlab.models import PushMirror
+from bot.gitlab.refs import ProjectRef
+from bot.services import Services
+from bot.slack.blocks import replies
+from bot.slack.blocks.text import SlackMessage, context
+
+log = logging.getLogger(__name__)
+
+Respond = Callable[..., Awaitable[Any]]
+_PUBLIC_REPLIES = (ChangeMade, SyncStarted, ApprovalNeeded)
+# Follow-ups run after the ack; keep references so they are not garbage-collected.
+_background: set[asyncio.Task[None]] = set()
+
+
+def in_background(coroutine: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def deliver(
+    reply: Reply,
+    *,
+    client: AsyncWebClient,
+    respond: Respond | None,
+    channel_id: str,
+    user_id: str,
+    services: Services,
+    gitlab: GitLabClient | None = None,
+) -> None:
+    """Send `reply` where it belongs. `respond` is None for modal submissions."""
+    message = replies.render(reply)
+    if not isinstance(reply, _PUBLIC_REPLIES):
+        await tell_user(
+            message, client=client, respond=respond, channel_id=channel_id, user_id=user_id
+        )
+        return
+    ts = await post_in_channel(message, client=client, channel_id=channel_id)
+    if ts is None:
+        hint = SlackMessage(
+            message.text,
+            [
+                *message.blocks,
+                context(
+                    "I could not post this in the channel: invite me with `/invite @Mirrorbot`."
+                ),
+            ],
+        )
+        await tell_user(
+            hint, client=client, respond=respond, channel_id=channel_id, user_id=user_id
+        )
+        return
+    if isinstance(reply, ApprovalNeeded):
+        await services.approvals.set_message(reply.approval.id, ts)
+    if isinstance(reply, SyncStarted) and gitlab is not None and reply.mirrors:
+        in_background(
+            follow_sync(
+                reply, gitlab, client=client, channel_id=channel_id, ts=ts, services=services
+            )
+        )
+
+
+async def tell_user(
+    message: SlackMessage,
+    *,
+    client: AsyncWebClient,
+    respond: Respond | None,
+    channel_id: str,
+    user_id: str,
+    replace_original: bool = False,
+) -> None:
+    if respond is not None:
+        await respond(
+            **message.as_kwargs(), response_type="ephemeral", replace_original=replace_original
+        )
+        return
+    try:
+        await client.chat_postEphemeral(channel=channel_id, user=user_id, **message.as_kwargs())
+    except SlackApiError:
+        # Not in that channel: a direct message from the app still reaches the person.
+        await client.chat_postMessage(channel=user_id, **message.as_kwargs())
+
+
+async def post_in_channel(
+    message: SlackMessage, *, client: AsyncWebClient, channel_id: str
+) -> str | None:
+    try:
+        response = await client.chat_postMessage(channel=channel_id, **message.as_kwargs())
+    except SlackApiError as exc:
+        log.warning("could not post in %s: %s", channel_id, exc.response.get("error"))
+        return None
+    return str(response["ts"])
+
+
+async def follow_sync(
+    reply: SyncStarted,
+    gitlab: GitLabClient,
+    *,
+    client: AsyncWebClient,
+    channel_id: str,
+    ts: str,
+    services: Services,
+) -> None:
+    """Update the sync message as each mirror moves, until all settle (bounded in time)."""
+    ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
+    current: dict[int, PushMirror] = {m.id: m for m in reply.mirrors}
+
+    async def follow(mirror_id: int) -> None:
+        async for mirror in follow_push_mirror(
+            gitlab,
+            ref,
+            mirror_id,
+            interval=services.follow.interval,
+            give_up_after=services.follow.timeout,
+        ):
+            current[mirror_id] = mirror
+            await _update(finished=False)
+
+    async def _update(finished: bool) -> None:
+        shown = replace(reply, mirrors=[current[m.id] for m in reply.mirrors])
+        message = replies.sync_progress(shown, finished=finished)
+        try:
+            await client.chat_update(channel=channel_id, ts=ts, **message.as_kwargs())
+        except SlackApiError as exc:
+            log.warning("could not update the sync message: %s", exc.response.get("error"))
+
+    try:
+        await asyncio.gather(*(follow(mirror_id) for mirror_id in current))
+    except GitLabError as exc:
+        log.info("stopped following a sync: %s", exc.user_message)
+    await _update(finished=True)

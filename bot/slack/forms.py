@@ -1,0 +1,159 @@
+"""Opening the modals (within 3 s of the trigger) and reading what was submitted.
+
+A modal opens at once, before any GitLab or database work: trigger ids expire after 3 s.
+Forms that need GitLab's current values open as "Loading…" and are filled in afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands.parse import Command
+from bot.commands.run import Actor
+from bot.domain.errors import DomainError
+from bot.domain.validation import branch_regex_problem, mirror_url_problem
+from bot.gitlab.errors import GitLabError, PullMirrorNotConfigured
+from bot.gitlab.models import PullMirror
+from bot.gitlab.refs import ProjectRef
+from bot.services import Services
+from bot.slack.blocks import modals
+from bot.slack.ids import Fields, FormContext
+
+
+async def open_login(
+    trigger_id: str, actor: Actor, client: AsyncWebClient, services: Services
+) -> None:
+    meta = FormContext(channel_id=actor.channel_id)
+    await client.views_open(
+        trigger_id=trigger_id, view=modals.login(meta, services.settings.gitlab_url)
+    )
+
+
+async def open_push_mirror_form(
+    trigger_id: str, actor: Actor, command: Command, client: AsyncWebClient, services: Services
+) -> None:
+    assert command.project is not None
+    meta = FormContext(
+        channel_id=actor.channel_id, project=command.project.value, mirror_id=command.mirror_id
+    )
+    if command.mirror_id is None:
+        await client.views_open(trigger_id=trigger_id, view=modals.push_mirror_form(meta, None))
+        return
+    opened = await client.views_open(
+        trigger_id=trigger_id, view=modals.loading("Edit push mirror", meta)
+    )
+    view_id = opened["view"]["id"]
+    try:
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        mirror = await gitlab.get_push_mirror(command.project, command.mirror_id)
+    except (GitLabError, DomainError) as exc:
+        await client.views_update(
+            view_id=view_id, view=modals.notice("Edit push mirror", exc.user_message)
+        )
+        return
+    await client.views_update(view_id=view_id, view=modals.push_mirror_form(meta, mirror))
+
+
+async def open_pull_config_form(
+    trigger_id: str, actor: Actor, command: Command, client: AsyncWebClient, services: Services
+) -> None:
+    assert command.project is not None
+    meta = FormContext(channel_id=actor.channel_id, project=command.project.value)
+    opened = await client.views_open(
+        trigger_id=trigger_id, view=modals.loading("Pull mirror", meta)
+    )
+    view_id = opened["view"]["id"]
+    try:
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        pull: PullMirror | None = await gitlab.get_pull_mirror(command.project)
+    except PullMirrorNotConfigured:
+        pull = None
+    except (GitLabError, DomainError) as exc:
+        await client.views_update(
+            view_id=view_id, view=modals.notice("Pull mirror", exc.user_message)
+        )
+        return
+    await client.views_update(view_id=view_id, view=modals.pull_config_form(meta, pull))
+
+
+# --- reading submissions ---------------------------------------------------------------------
+
+
+def form_context(view: dict[str, Any]) -> FormContext:
+    return FormContext.model_validate_json(view.get("private_metadata") or "{}")
+
+
+def project_of(meta: FormContext) -> ProjectRef:
+    assert meta.project is not None
+    return ProjectRef(meta.project)
+
+
+def _value(view: dict[str, Any], field: Fields) -> Any:
+    return view["state"]["values"].get(field.value, {}).get(field.value, {})
+
+
+def text_value(view: dict[str, Any], field: Fields) -> str:
+    return str(_value(view, field).get("value") or "").strip()
+
+
+def selected_options(view: dict[str, Any]) -> set[str]:
+    return {o["value"] for o in _value(view, Fields.OPTIONS).get("selected_options") or []}
+
+
+def read_push_mirror_form(
+    view: dict[str, Any],
+    *,
+    adding: bool,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The create/update attributes, and errors per block for the modal to show."""
+    options = selected_options(view)
+    auth = (_value(view, Fields.AUTH_METHOD).get("selected_option") or {}).get("value")
+    regex = text_value(view, Fields.BRANCH_REGEX) or None
+    protected = modals.OPTION_PROTECTED in options
+    attributes: dict[str, Any] = {
+        "enabled": modals.OPTION_ENABLED in options,
+        "keep_divergent_refs": modals.OPTION_KEEP_DIVERGENT in options,
+        "auth_method": auth or "password",
+    }
+    # GitLab refuses both at once (400): send the one that is set.
+    if regex:
+        attributes["mirror_branch_regex"] = regex
+    else:
+        attributes["only_protected_branches"] = protected
+    errors: dict[str, str] = {}
+    if adding:
+        url = text_value(view, Fields.URL)
+        attributes["url"] = url
+        if problem := mirror_url_problem(url):
+            errors[Fields.URL.value] = problem
+    if problem := branch_regex_problem(regex, protected):
+        errors[Fields.BRANCH_REGEX.value] = problem
+    return attributes, errors
+
+
+def read_pull_config_form(view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    options = selected_options(view)
+    attributes: dict[str, Any] = {
+        "enabled": modals.OPTION_ENABLED in options,
+        "mirror_trigger_builds": modals.OPTION_TRIGGER_BUILDS in options,
+        "only_mirror_protected_branches": modals.OPTION_PULL_PROTECTED in options,
+        "mirror_overwrites_diverged_branches": modals.OPTION_OVERWRITE in options,
+    }
+    errors: dict[str, str] = {}
+    url = text_value(view, Fields.URL)
+    if url:
+        attributes["url"] = url
+        if problem := mirror_url_problem(url):
+            errors[Fields.URL.value] = problem
+    for field in (Fields.AUTH_USER, Fields.AUTH_PASSWORD):
+        if value := text_value(view, field):
+            attributes[field.value] = value
+    regex = text_value(view, Fields.BRANCH_REGEX)
+    if regex:
+        attributes["mirror_branch_regex"] = regex
+        attributes["only_mirror_protected_branches"] = False
+        if problem := branch_regex_problem(regex, False):
+            errors[Fields.BRANCH_REGEX.value] = problem
+    return attributes, errors

@@ -1,0 +1,134 @@
+"""Buttons on a mirror: act on the mirror they were rendered for, as the person who clicked,
+then re-render the message with the mirror's new state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands.parse import Command
+from bot.commands.results import MirrorList, Reply
+from bot.commands.run import Actor, request_change, run_command, run_guarded
+from bot.domain.mirrors import Operation, list_project_mirrors
+from bot.gitlab.client import GitLabClient
+from bot.gitlab.errors import MirrorNotFound
+from bot.gitlab.refs import ProjectRef
+from bot.services import Services
+from bot.slack.blocks import mirrors as mirror_blocks
+from bot.slack.blocks.replies import render
+from bot.slack.blocks.text import context as context_block
+from bot.slack.delivery import Respond, deliver
+from bot.slack.ids import MirrorActions, MirrorRef
+from bot.slack.listeners.guard import report_failure
+
+_CHANGES = {
+    MirrorActions.SYNC: Operation.SYNC,
+    MirrorActions.ENABLE: Operation.ENABLE,
+    MirrorActions.DISABLE: Operation.DISABLE,
+    MirrorActions.DELETE: Operation.DELETE,
+    MirrorActions.PULL_SYNC: Operation.PULL_SYNC,
+}
+_READS = {MirrorActions.PUBLIC_KEY: "key", MirrorActions.DETAILS: "show"}
+
+
+def actor_of(body: dict[str, Any]) -> Actor:
+    user = body["user"]
+    team = user.get("team_id") or body.get("team", {}).get("id", "")
+    channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get(
+        "channel_id", ""
+    )
+    return Actor(team, user["id"], channel)
+
+
+async def handle_mirror_button(
+    ack: Any,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: Respond,
+    context: dict[str, Any],
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    actor = actor_of(body)
+    target = MirrorRef.model_validate_json(action["value"])
+    project = ProjectRef(str(target.project_id))
+    action_id = MirrorActions(action["action_id"].removesuffix("-prev"))
+    try:
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        if action_id is MirrorActions.PAGE:
+            listing = await list_project_mirrors(gitlab, project)
+            message = render(MirrorList(listing, target.offset or 0))
+            await respond(**message.as_kwargs(), replace_original=True)
+            return
+        if action_id in _READS:
+            reply: Reply = await run_command(
+                Command(_READS[action_id], project, target.mirror_id), actor, services
+            )
+            await deliver(
+                reply,
+                client=client,
+                respond=respond,
+                channel_id=actor.channel_id,
+                user_id=actor.user_id,
+                services=services,
+            )
+            return
+        operation = _CHANGES[action_id]
+
+        async def change() -> Reply:
+            return await request_change(
+                gitlab, operation, project, target.mirror_id, {}, actor, services
+            )
+
+        reply = await run_guarded(change)
+        await deliver(
+            reply,
+            client=client,
+            respond=respond,
+            channel_id=actor.channel_id,
+            user_id=actor.user_id,
+            services=services,
+            gitlab=gitlab,
+        )
+        if target.mirror_id is not None:
+            await refresh_message(body, respond, gitlab, project, target.mirror_id)
+    except Exception as exc:
+        await report_failure(exc, respond)
+
+
+async def refresh_message(
+    body: dict[str, Any],
+    respond: Respond,
+    gitlab: GitLabClient,
+    project: ProjectRef,
+    mirror_id: int,
+) -> None:
+    """Show the mirror's new state in the message whose button was clicked."""
+    message = body.get("message")
+    if not message:  # ephemeral messages do not come back: re-render the list
+        listing = await list_project_mirrors(gitlab, project)
+        await respond(**render(MirrorList(listing)).as_kwargs(), replace_original=True)
+        return
+    blocks = list(message.get("blocks") or [])
+    position = next(
+        (
+            i
+            for i, b in enumerate(blocks)
+            if b.get("type") == "actions" and b.get("block_id") == f"mirror-{mirror_id}"
+        ),
+        None,
+    )
+    if position is None:
+        return
+    try:
+        mirror = await gitlab.get_push_mirror(project, mirror_id)
+        replacement = mirror_blocks.mirror_row(int(project.value), mirror)
+    except MirrorNotFound:
+        replacement = [context_block(f"Push mirror {mirror_id} was deleted.")]
+    start = (
+        position - 1 if position > 0 and blocks[position - 1].get("type") == "section" else position
+    )
+    blocks[start : position + 1] = replacement
+    await respond(text=message.get("text") or "mirrors", blocks=blocks, replace_original=True)

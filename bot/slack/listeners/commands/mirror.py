@@ -1,0 +1,67 @@
+"""`/mirror …`: ack at once, open a form (before any I/O) or run the command after the ack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands.parse import Command, UsageError, parse_command
+from bot.commands.results import Problem
+from bot.commands.run import MODAL_COMMANDS, Actor, run_command
+from bot.services import Services
+from bot.slack import forms
+from bot.slack.blocks.replies import render
+from bot.slack.delivery import Respond, deliver
+from bot.slack.listeners.guard import report_failure
+
+
+async def handle_mirror_command(
+    ack: Any,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    respond: Respond,
+    context: dict[str, Any],
+) -> None:
+    await ack()
+    services: Services = context["services"]
+    actor = Actor(command["team_id"], command["user_id"], command["channel_id"])
+    try:
+        parsed = parse_command(command.get("text") or "", services.settings.gitlab_url)
+    except UsageError as exc:
+        await respond(
+            **render(Problem(exc.message, exc.usage)).as_kwargs(), response_type="ephemeral"
+        )
+        return
+    try:
+        if parsed.name in MODAL_COMMANDS:
+            await open_form(parsed, actor, command["trigger_id"], client, services)
+            return
+        reply = await run_command(parsed, actor, services)
+        gitlab = None
+        if parsed.project is not None and await services.accounts.get(actor.slack_user):
+            gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        await deliver(
+            reply,
+            client=client,
+            respond=respond,
+            channel_id=actor.channel_id,
+            user_id=actor.user_id,
+            services=services,
+            gitlab=gitlab,
+        )
+    except Exception as exc:
+        await report_failure(exc, lambda **message: respond(**message, response_type="ephemeral"))
+
+
+async def open_form(
+    parsed: Command, actor: Actor, trigger_id: str, client: AsyncWebClient, services: Services
+) -> None:
+    if parsed.name == "login":
+        await forms.open_login(trigger_id, actor, client, services)
+    elif parsed.name == "add":
+        await forms.open_push_mirror_form(trigger_id, actor, parsed, client, services)
+    elif parsed.name == "edit":
+        await forms.open_push_mirror_form(trigger_id, actor, parsed, client, services)
+    else:
+        await forms.open_pull_config_form(trigger_id, actor, parsed, client, services)

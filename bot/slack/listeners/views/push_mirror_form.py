@@ -1,0 +1,49 @@
+"""Add and edit push-mirror modals: validate, then create/update (or ask for approval)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands.run import Actor, request_change, run_guarded
+from bot.domain.mirrors import Operation
+from bot.services import Services
+from bot.slack.delivery import deliver
+from bot.slack.forms import form_context, project_of, read_push_mirror_form
+from bot.slack.ids import Views
+
+
+async def handle_push_mirror_submission(
+    ack: Any,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    context: dict[str, Any],
+) -> None:
+    services: Services = context["services"]
+    adding = view["callback_id"] == Views.ADD_PUSH_MIRROR.value
+    attributes, errors = read_push_mirror_form(view, adding=adding)
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return
+    await ack()
+    meta = form_context(view)
+    actor = Actor(body["user"]["team_id"], body["user"]["id"], meta.channel_id)
+    operation = Operation.ADD if adding else Operation.EDIT
+
+    async def change() -> Any:
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        return await request_change(
+            gitlab, operation, project_of(meta), meta.mirror_id, attributes, actor, services
+        )
+
+    reply = await run_guarded(change)
+    await deliver(
+        reply,
+        client=client,
+        respond=None,
+        channel_id=actor.channel_id,
+        user_id=actor.user_id,
+        services=services,
+    )

@@ -1,0 +1,146 @@
+"""An end-to-end harness: the app on 127.0.0.1, the GitLab simulator and the Slack stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.domain.accounts import Accounts, SlackUser
+from bot.gitlab.client import create_http_client
+from bot.simulator import GitLabSimulator
+from bot.store.crypto import TokenCipher, generate_key
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import upgrade_database
+from tests.conftest import ALICE_TOKEN, BOB_TOKEN, DAVE_TOKEN, FAST_RETRY, SampleGitLab
+from tests.fakes.bot_server import SIGNING_SECRET, BotServer, SlackUserAgent
+from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackCall, SlackStandIn
+
+
+def bot_settings(
+    database_url: str, gitlab_url: str, slack: SlackStandIn, key: str, **extra: Any
+) -> Settings:
+    return load_settings(
+        _env_file=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        gitlab_url=gitlab_url,
+        database_url=database_url,
+        mirrorbot_secret_key=key,
+        mirrorbot_admins="UADMIN",
+        gitlab_service_token=ALICE_TOKEN,
+        **extra,
+    )
+
+
+@dataclass
+class Harness:
+    sample: SampleGitLab
+    gitlab: GitLabSimulator
+    slack: SlackStandIn
+    server: BotServer
+    agent: SlackUserAgent
+    settings: Settings
+
+    def link(self, user: str, token: str) -> None:
+        async def link() -> None:
+            engine = create_engine(self.settings.database_url)
+            http = create_http_client(self.settings.gitlab_url)
+            accounts = Accounts(
+                session_factory(engine), TokenCipher(self.settings.secret_keys), http, FAST_RETRY
+            )
+            try:
+                await accounts.link(SlackUser(TEAM_ID, user), token, linked_by="test")
+            finally:
+                await http.aclose()
+                await engine.dispose()
+
+        asyncio.run(link())
+
+    def command(self, text: str, **kwargs: Any) -> Any:
+        response = self.agent.command(text, **kwargs)
+        assert response.status_code == 200, response.text
+        return response
+
+    def click(self, action_id: str, value: str, **kwargs: Any) -> Any:
+        response = self.agent.click(action_id, value, **kwargs)
+        assert response.status_code == 200, response.text
+        return response
+
+    # --- what reached Slack -------------------------------------------------------------
+
+    def responses(self) -> list[dict[str, Any]]:
+        return [c.body for c in self.slack.of("response_url")]
+
+    def wait_response(self, contains: str, timeout: float = 5.0) -> dict[str, Any]:
+        return self.slack.wait_for(
+            lambda: next(
+                (
+                    body
+                    for body in self.responses()
+                    if contains in json.dumps(body, ensure_ascii=False)
+                ),
+                None,
+            ),
+            timeout,
+        )
+
+    def posts(self, method: str = "chat.postMessage") -> list[SlackCall]:
+        return self.slack.of(method)
+
+    def wait_post(
+        self, contains: str, method: str = "chat.postMessage", timeout: float = 5.0
+    ) -> dict[str, Any]:
+        return self.slack.wait_for(
+            lambda: next(
+                (
+                    c.body
+                    for c in self.posts(method)
+                    if contains in json.dumps(c.body, ensure_ascii=False)
+                ),
+                None,
+            ),
+            timeout,
+        )
+
+    def wait(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        return self.slack.wait_for(predicate, timeout)
+
+
+def start_harness(
+    sample: SampleGitLab,
+    gitlab_sim: GitLabSimulator,
+    slack: SlackStandIn,
+    database_url: str,
+    key: str,
+    **extra: Any,
+) -> Harness:
+    settings = bot_settings(database_url, gitlab_sim.url, slack, key, **extra)
+    upgrade_database(database_url)
+    server = BotServer(settings, retry=FAST_RETRY).start()
+    agent = SlackUserAgent(server.url, slack, TEAM_ID)
+    return Harness(sample, gitlab_sim, slack, server, agent, settings)
+
+
+@pytest.fixture
+def harness(
+    sample: SampleGitLab, gitlab_sim: GitLabSimulator, slack: SlackStandIn, sqlite_url: str
+) -> Iterator[Harness]:
+    h = start_harness(sample, gitlab_sim, slack, sqlite_url, generate_key())
+    yield h
+    h.server.stop()
+
+
+@pytest.fixture
+def linked(harness: Harness) -> Harness:
+    """alice and bob (Maintainers) and dave (Developer) have linked their accounts."""
+    harness.link("UALICE", ALICE_TOKEN)
+    harness.link("UBOB", BOB_TOKEN)
+    harness.link("UDAVE", DAVE_TOKEN)
+    return harness
