@@ -1,0 +1,160 @@
+"""Approvals by button: who may approve, and every transition happening exactly once."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+
+from bot.slack.ids import ApprovalActions, ApprovalRef
+from tests.slack.conftest import Harness
+
+
+def request_delete(h: Harness) -> str:
+    """alice asks to delete the https mirror; returns the approval request id."""
+    h.command(f"delete group/app {h.sample.https_mirror.id}", channel="COPS")
+    card = h.wait_post("asks to *delete push mirror*")
+    assert card["channel"] == "COPS"
+    for block in card["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == ApprovalActions.APPROVE:
+                return ApprovalRef.model_validate_json(element["value"]).request_id
+    raise AssertionError("no Approve button on the card")
+
+
+def approve(h: Harness, request_id: str, user: str, action: str = ApprovalActions.APPROVE):
+    return h.click(action, ApprovalRef(request_id=request_id).dump(), user=user, channel="COPS")
+
+
+def deletes(h: Harness) -> int:
+    return len(h.gitlab.requests.matching("DELETE"))
+
+
+def test_approval_by_another_maintainer_runs_with_the_requesters_token(linked: Harness):
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UBOB")
+    update = linked.wait_post("executed by <@UBOB>", method="chat.update")
+    assert update["channel"] == "COPS"
+    assert linked.sample.https_mirror.id not in linked.sample.app.push_mirrors
+    [delete] = linked.gitlab.requests.matching("DELETE")
+    assert delete.username == "alice"  # the requester's token, not the approver's
+
+
+def test_self_approval_is_refused(linked: Harness):
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UALICE")
+    linked.wait_response("you cannot approve your own request")
+    assert deletes(linked) == 0
+
+
+def test_a_developer_cannot_approve(linked: Harness):
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UDAVE")
+    linked.wait_response("you need the Maintainer role on group/app")
+    assert deletes(linked) == 0
+
+
+def test_an_unlinked_user_cannot_approve(linked: Harness):
+    request_id = request_delete(linked)
+    approve(linked, request_id, "USTRANGER")
+    linked.wait_response("link your GitLab account")
+    assert deletes(linked) == 0
+
+
+def test_a_double_click_executes_once(linked: Harness):
+    request_id = request_delete(linked)
+    threads = [
+        threading.Thread(target=approve, args=(linked, request_id, "UBOB")) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    linked.wait_post("executed by <@UBOB>", method="chat.update")
+    linked.wait_response("already")
+    assert deletes(linked) == 1
+
+
+def test_reject_executes_nothing(linked: Harness):
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UBOB", ApprovalActions.REJECT)
+    linked.wait_post("rejected by <@UBOB>", method="chat.update")
+    approve(linked, request_id, "UBOB")
+    linked.wait_response("already rejected")
+    assert deletes(linked) == 0
+
+
+def test_the_requester_can_cancel_but_nobody_else(linked: Harness):
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UBOB", ApprovalActions.CANCEL)
+    linked.wait_response("only the person who asked can cancel")
+    approve(linked, request_id, "UALICE", ApprovalActions.CANCEL)
+    linked.wait_post("cancelled by the requester", method="chat.update")
+    assert deletes(linked) == 0
+
+
+def test_an_expired_request_executes_nothing(linked: Harness):
+    linked.server.services.approvals._ttl = timedelta(seconds=-1)  # expires on creation
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UBOB")
+    linked.wait_response("has expired")
+    assert deletes(linked) == 0
+
+
+def test_the_requesters_revoked_token_shows_a_clear_failure_on_the_card(linked: Harness):
+    request_id = request_delete(linked)
+    linked.sample.world.tokens["glpat-alice-maintainer-0001"].revoked = True
+    approve(linked, request_id, "UBOB")
+    card = linked.wait_post(":x: failed by <@UBOB>", method="chat.update")
+    assert "GitLab rejected your token" in json.dumps(card, ensure_ascii=False)
+    assert linked.sample.https_mirror.id in linked.sample.app.push_mirrors
+
+
+def test_every_step_is_in_the_audit_log(linked: Harness):
+    from tests.test_cli import mirrorbot
+
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UBOB")
+    linked.wait_post("executed", method="chat.update")
+    env = {"DATABASE_URL": linked.settings.database_url, "PATH": "/usr/bin:/bin"}
+    result = mirrorbot(env, "audit", "--project", "group/app")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["requested", "approved", "executed"]
+    assert events[2]["actor"] == "UALICE" and events[2]["approver"] == "UBOB"
+    assert all(e["mirror_id"] == linked.sample.https_mirror.id for e in events)
+
+
+@pytest.mark.postgres
+def test_two_replicas_on_postgres_approving_at_once_execute_once(
+    sample, gitlab_sim, slack, postgres_url
+):
+    from bot.store.crypto import generate_key
+    from tests.conftest import ALICE_TOKEN, BOB_TOKEN
+    from tests.slack.conftest import start_harness
+
+    key = generate_key()
+    first = start_harness(sample, gitlab_sim, slack, postgres_url, key)
+    second = start_harness(sample, gitlab_sim, slack, postgres_url, key)
+    try:
+        first.link("UALICE", ALICE_TOKEN)
+        first.link("UBOB", BOB_TOKEN)
+        request_id = request_delete(first)
+        barrier = threading.Barrier(4)
+
+        def click(h: Harness) -> None:
+            barrier.wait()
+            approve(h, request_id, "UBOB")
+
+        threads = [
+            threading.Thread(target=click, args=(h,)) for h in (first, second, first, second)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first.wait_post("executed by <@UBOB>", method="chat.update")
+        first.wait(lambda: len([r for r in first.responses() if "already" in json.dumps(r)]) == 3)
+        assert deletes(first) == 1
+    finally:
+        first.server.stop()
+        second.server.stop()
