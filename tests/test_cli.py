@@ -144,3 +144,52 @@ def test_check_says_exactly_what_is_wrong(env):
     assert "GITLAB_SERVICE_TOKEN / GITLAB_URL: GitLab rejected your token" in result.stderr
     assert "SLACK_BOT_TOKEN: Slack refused the bot token (invalid_auth)" in result.stderr
     assert "glpat-revoked" not in result.stderr + result.stdout
+
+
+def test_serve_answers_health_and_stops_on_sigterm(env, slack: SlackStandIn):
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env.update({"SLACK_SIGNING_SECRET": "s"})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises SIGTERM for the conventional status.
+        assert server.wait(timeout=10) in (0, -signal.SIGTERM)
+        assert time.monotonic() - started < 10
+        output = server.stdout.read() if server.stdout else ""
+        assert "Finished server process" in output
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def test_serve_without_slack_settings_names_what_is_missing(env):
+    del env["SLACK_BOT_TOKEN"]
+    result = mirrorbot(env, "serve", "--port", "1")
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: SLACK_BOT_TOKEN is not set")
