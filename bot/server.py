@@ -1,4 +1,5 @@
-"""The ASGI server: Slack at /slack/events, health and metrics; migrations run on start."""
+"""The ASGI server: Slack at /slack/events, GitLab at /gitlab/webhook, health and metrics.
+Migrations run on start; the background workers run while it serves."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.services import Services, build_services
-from bot.slack.app import build_bolt_app
-from bot.slack.background import expire_approvals_forever
+from bot.slack.app import build_bolt_app, build_slack_client
 from bot.store.migrate import upgrade_database
+from bot.webhooks.gitlab import gitlab_webhook_endpoint
+from bot.workers import Workers, WorkerTiming
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+def create_app(
+    settings: Settings, services: Services | None = None, timing: WorkerTiming | None = None
+) -> Starlette:
     services = services or build_services(settings)
     bolt = build_bolt_app(services)
+    workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:
@@ -47,16 +52,17 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_database, settings.database_url)
-        sweeper = asyncio.create_task(expire_approvals_forever(services, bolt.client))
+        workers.start()
         try:
             yield
         finally:
-            sweeper.cancel()
+            await workers.stop()
             await services.close()
 
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/gitlab/webhook", gitlab_webhook_endpoint(services), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],

@@ -32,7 +32,7 @@ USAGE = {
     "watch": "/mirror watch PROJECT [#channel]",
     "unwatch": "/mirror unwatch PROJECT",
     "watching": "/mirror watching",
-    "unmute": "/mirror unmute PROJECT MIRROR_ID",
+    "unmute": "/mirror unmute PROJECT MIRROR_ID|pull",
     "status": "/mirror status [--refresh]",
     "approvals": "/mirror approvals",
     "users": "/mirror users list | users unlink @user   (admins)",
@@ -128,6 +128,12 @@ def _project_and_mirror(name: str, args: list[str], gitlab_url: str | None) -> C
     return Command(name, _project(name, args[0], gitlab_url), _mirror_id(name, args[1]))
 
 
+def _unmute(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    _expect(name, args, 2, 2)
+    mirror_id = None if args[1].lower() == "pull" else _mirror_id(name, args[1])
+    return Command(name, _project(name, args[0], gitlab_url), mirror_id)
+
+
 def _sync(name: str, args: list[str], gitlab_url: str | None) -> Command:
     _expect(name, args, 1, 2)
     mirror_id = _mirror_id(name, args[1]) if len(args) == 2 else None
@@ -187,7 +193,7 @@ _GRAMMAR = {
     "watch": _watch,
     "unwatch": _project_only,
     "watching": _no_args,
-    "unmute": _project_and_mirror,
+    "unmute": _unmute,
     "status": _status,
     "approvals": _no_args,
     "users": _no_args,

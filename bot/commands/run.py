@@ -38,7 +38,7 @@ from bot.domain.mirrors import (
     list_project_mirrors,
     require_maintainer,
 )
-from bot.domain.subscriptions import push_key, refresh_observations
+from bot.domain.subscriptions import PULL_KEY, push_key, refresh_observations
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import Project
@@ -144,14 +144,13 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         )
     if name == "unmute":
         project = await gitlab.get_project(project_ref)
-        mirror_id = _required(command.mirror_id)
-        ended = await services.subscriptions.unmute(
-            actor.channel_id, project.id, push_key(mirror_id)
-        )
+        key = PULL_KEY if command.mirror_id is None else push_key(command.mirror_id)
+        what = "the pull mirror" if command.mirror_id is None else f"mirror {command.mirror_id}"
+        ended = await services.subscriptions.unmute(actor.channel_id, project.id, key)
         return Info(
-            f"alerts for mirror {mirror_id} are back on in this channel"
+            f"alerts for {what} are back on in this channel"
             if ended
-            else f"mirror {mirror_id} was not muted in this channel"
+            else f"{what} was not muted in this channel"
         )
     if name == "sync" and command.mirror_id is None:
         return await sync_all(gitlab, project_ref, actor, services)

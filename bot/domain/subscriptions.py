@@ -213,18 +213,19 @@ class Subscriptions:
 
 
 async def observe_project(
-    gitlab: GitLabClient,
-    project_id: int,
+    gitlab: GitLabClient, project_id: int, path: str | None = None
 ) -> tuple[str, list[PushMirror], PullMirror | None]:
-    """Read one project's push mirrors and pull mirror (None when it has none)."""
-    ref = ProjectRef(str(project_id))
-    project = await gitlab.get_project(ref)
+    """Read one project's push mirrors and pull mirror (None when it has none).
+    With a known `path`, two requests; otherwise one more to learn the path."""
+    if path is None:
+        path = (await gitlab.get_project(ProjectRef(str(project_id)))).path_with_namespace
+    ref = ProjectRef.of(project_id, path)
     push = await gitlab.list_push_mirrors(ref)
     try:
         pull: PullMirror | None = await gitlab.get_pull_mirror(ref)
     except (PullMirrorNotConfigured, InsufficientRole):
         pull = None
-    return project.path_with_namespace, push, pull
+    return path, push, pull
 
 
 async def refresh_observations(

@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot import __version__
 from bot.gitlab import errors
+from bot.gitlab.budget import RequestBudget
 from bot.gitlab.models import (
     GitLabUser,
     PersonalAccessToken,
@@ -86,11 +87,16 @@ class GitLabClient:
     """GitLab's remote-mirror and pull-mirror endpoints, plus the token and role checks."""
 
     def __init__(
-        self, http: httpx.AsyncClient, token: str, retry: RetryPolicy | None = None
+        self,
+        http: httpx.AsyncClient,
+        token: str,
+        retry: RetryPolicy | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self._http = http
         self._headers = {"PRIVATE-TOKEN": token}
         self._retry = retry or RetryPolicy()
+        self._budget = budget  # every attempt, retries included, counts against it
 
     # --- push mirrors: /projects/:id/remote_mirrors ---------------------------------
 
@@ -256,6 +262,8 @@ class GitLabClient:
         return await _with_retries(self._retry, call, lambda: self._send_once(call))
 
     async def _send_once(self, call: _Call) -> httpx.Response:
+        if self._budget is not None:
+            await self._budget.acquire()
         try:
             response = await self._http.request(
                 call.method, call.path, params=call.params, json=call.json, headers=self._headers

@@ -17,18 +17,19 @@ from bot.slack import listeners
 from bot.slack_workspace import slack_api_base
 
 
-def build_slack_client(services: Services) -> AsyncWebClient:
+def build_slack_client(services: Services, *, sleep_on_rate_limit: bool = True) -> AsyncWebClient:
+    """A Web API client. Interactive replies sleep out a 429's Retry-After (twice at most);
+    the outbox sender reschedules instead, so it asks for no such sleeping."""
     settings = services.settings
     assert settings.slack_bot_token is not None
+    handlers: list[Any] = [AsyncConnectionErrorRetryHandler()]
+    if sleep_on_rate_limit:
+        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=slack_api_base(settings),
         timeout=10,
-        # Slack's 429s carry Retry-After; the handler sleeps it out (twice at most).
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=handlers,
     )
 
 

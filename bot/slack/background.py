@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from slack_sdk.errors import SlackApiError
@@ -30,14 +29,3 @@ async def expire_approvals_once(services: Services, client: AsyncWebClient) -> i
                 "could not mark approval %s expired: %s", approval.id, exc.response.get("error")
             )
     return len(expired)
-
-
-async def expire_approvals_forever(
-    services: Services, client: AsyncWebClient, every: float = 15.0
-) -> None:
-    while True:
-        try:
-            await expire_approvals_once(services, client)
-        except Exception:
-            log.exception("approval expiry sweep failed")
-        await asyncio.sleep(every)

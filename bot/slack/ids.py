@@ -27,10 +27,9 @@ class ApprovalActions(StrEnum):
 
 
 class AlertActions(StrEnum):
-    RETRY = "alert-retry"
-    DISABLE = "alert-disable"
+    """Alerts reuse the mirror buttons (Retry sync is MirrorActions.SYNC); only Mute is new."""
+
     MUTE = "alert-mute"
-    DETAILS = "alert-details"
 
 
 class Views(StrEnum):

@@ -169,6 +169,8 @@ class MirrorState(Base):
     alert_state: Mapped[str] = mapped_column(String(16), default="ok")  # ok | failing
     failing_since: Mapped[datetime | None]
     episode: Mapped[int] = mapped_column(Integer, default=0)
+    # last_successful_update_at when the episode began: only a newer success re-arms.
+    success_at_failure: Mapped[datetime | None]
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -183,6 +185,9 @@ class AlertMessage(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     episode: Mapped[int] = mapped_column(Integer)
     outbox_key: Mapped[str] = mapped_column(String(255))
+    shown_error: Mapped[str | None] = mapped_column(Text)  # what the message shows now
+    updates: Mapped[int] = mapped_column(Integer, default=0)
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
     posted_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_reminded_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
@@ -195,7 +200,8 @@ class WebhookEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     delivery_key: Mapped[str] = mapped_column(String(255), unique=True)
-    event_uuid: Mapped[str | None] = mapped_column(String(64))
+    # Shared by every hook one trigger fires (project, group, system): processed once.
+    event_uuid: Mapped[str | None] = mapped_column(String(64), unique=True)
     event_kind: Mapped[str] = mapped_column(String(64))
     project_id: Mapped[int | None] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]]
@@ -220,6 +226,19 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]  # a sender owns the row until then
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class ScheduledCheck(Base):
+    """A check of one project's mirrors due at `due_at` (after a push, for instance)."""
+
+    __tablename__ = "scheduled_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,9 +19,18 @@ from slack_sdk.signature import SignatureVerifier
 from bot.config import Settings
 from bot.server import create_app
 from bot.services import FollowTiming, build_services
+from bot.workers import WorkerTiming
 from tests.fakes.slack import SlackStandIn
 
 SIGNING_SECRET = "test-signing-secret"
+# Loops that look for work often, and push checks soon after a push.
+FAST_WORKERS = WorkerTiming(
+    outbox_every=0.05,
+    inbox_every=0.05,
+    checks_every=0.05,
+    approvals_every=0.5,
+    push_check_delays=(0.05, 0.6),
+)
 
 
 class BotServer:
@@ -35,7 +44,7 @@ class BotServer:
             settings, retry=retry, follow=follow or FollowTiming(interval=0.05, timeout=5)
         )
         self.services = services
-        self.app = create_app(settings, services)
+        self.app = create_app(settings, services, timing or FAST_WORKERS)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,325 @@
+"""The alert state machine: one alert when a mirror starts failing, one when it recovers.
+
+Per mirror (push mirror or the pull mirror) the state is `ok` or `failing`:
+
+- ok → failing when GitLab reports `failed` on an enabled mirror (`to_retry` is GitLab
+  still retrying: no alert). A new episode starts only if `last_successful_update_at`
+  moved since the previous one, so a mirror that flaps without ever succeeding does not
+  alert again.
+- while failing: each subscribed, unmuted channel has exactly one alert for the episode;
+  it is edited when the error changes, and a reminder goes into its thread every
+  `remind_after`.
+- failing → ok when a newer successful update is seen: a recovery reply in the thread
+  and the alert edited to show it resolved. Disabling or deleting the mirror resolves it
+  quietly (the alert says so, without a recovery reply).
+
+Every message goes through the outbox with a key naming what it is, so repeated checks,
+repeated webhooks and several replicas add each message once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain.causes import classify
+from bot.domain.outbox import MessageKind, enqueue
+from bot.domain.subscriptions import PULL_KEY, push_key
+from bot.gitlab.models import PullMirror, PushMirror
+from bot.store.db import transaction
+from bot.store.models import AlertMessage, MirrorState, Mute, Subscription, utcnow
+
+OK, FAILING = "ok", "failing"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One mirror as GitLab reported it in one check."""
+
+    key: str
+    url: str | None
+    enabled: bool
+    update_status: str
+    last_error: str | None
+    last_update_at: datetime | None
+    last_successful_update_at: datetime | None
+
+    @property
+    def is_failing(self) -> bool:
+        return self.enabled and self.update_status == "failed"
+
+    @staticmethod
+    def of_push(mirror: PushMirror) -> Snapshot:
+        return Snapshot(
+            push_key(mirror.id),
+            mirror.url,
+            mirror.enabled,
+            mirror.update_status,
+            mirror.last_error,
+            mirror.last_update_at,
+            mirror.last_successful_update_at,
+        )
+
+    @staticmethod
+    def of_pull(mirror: PullMirror) -> Snapshot:
+        return Snapshot(
+            PULL_KEY,
+            mirror.url,
+            mirror.enabled,
+            mirror.update_status,
+            mirror.last_error,
+            mirror.last_update_at,
+            mirror.last_successful_update_at,
+        )
+
+
+def snapshots(push: list[PushMirror], pull: PullMirror | None) -> list[Snapshot]:
+    found = [Snapshot.of_push(m) for m in push]
+    if pull is not None:
+        found.append(Snapshot.of_pull(pull))
+    return found
+
+
+async def apply_check(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    project_id: int,
+    project_path: str,
+    seen: list[Snapshot],
+    remind_after: timedelta,
+    now: datetime | None = None,
+) -> None:
+    """Record what a check saw and make the alert transitions it implies."""
+    for attempt in range(3):
+        try:
+            async with transaction(sessions) as session:
+                await _apply(session, project_id, project_path, seen, remind_after, now or utcnow())
+            return
+        except IntegrityError:
+            # Another checker created the same mirror's row at the same moment: go again,
+            # this time finding it.
+            if attempt == 2:
+                raise
+
+
+async def _apply(
+    session: AsyncSession,
+    project_id: int,
+    project_path: str,
+    seen: list[Snapshot],
+    remind_after: timedelta,
+    now: datetime,
+) -> None:
+    rows = {
+        row.mirror_key: row
+        for row in (
+            await session.scalars(
+                select(MirrorState)
+                .where(MirrorState.project_id == project_id)
+                .order_by(MirrorState.id)
+                .with_for_update()
+            )
+        ).all()
+    }
+    channels = list(
+        (
+            await session.scalars(
+                select(Subscription.channel_id).where(Subscription.project_id == project_id)
+            )
+        ).all()
+    )
+    muted = {
+        (m.channel_id, m.mirror_key)
+        for m in (
+            await session.scalars(
+                select(Mute).where(Mute.project_id == project_id, Mute.muted_until > now)
+            )
+        ).all()
+    }
+    context = _Context(session, project_id, project_path, channels, muted, remind_after, now)
+    current = {snap.key for snap in seen}
+    for key, row in rows.items():
+        if key not in current:
+            await context.resolve(row, None, "deleted")
+            await session.delete(row)
+    for snap in seen:
+        state = rows.get(snap.key) or await _new_state(session, project_id, project_path, snap)
+        await context.observe(state, snap)
+
+
+async def _new_state(
+    session: AsyncSession, project_id: int, project_path: str, snap: Snapshot
+) -> MirrorState:
+    state = MirrorState(
+        project_id=project_id,
+        mirror_key=snap.key,
+        alert_state=OK,
+        episode=0,
+        project_path=project_path,
+        update_status="none",
+        enabled=snap.enabled,
+    )
+    session.add(state)
+    await session.flush()  # the id keys its outbox messages
+    return state
+
+
+@dataclass
+class _Context:
+    session: AsyncSession
+    project_id: int
+    project_path: str
+    channels: list[str]
+    muted: set[tuple[str, str]]
+    remind_after: timedelta
+    now: datetime
+
+    async def observe(self, row: MirrorState, snap: Snapshot) -> None:
+        row.project_path = self.project_path
+        row.url = snap.url
+        row.enabled = snap.enabled
+        row.update_status = snap.update_status
+        row.last_error = snap.last_error
+        row.last_update_at = snap.last_update_at
+        row.last_successful_update_at = snap.last_successful_update_at
+        row.observed_at = self.now
+        if row.alert_state == FAILING:
+            if not snap.enabled:
+                await self.resolve(row, snap, "disabled")
+            elif _succeeded_since(snap, row.success_at_failure):
+                await self.resolve(row, snap, "recovered")
+        elif snap.is_failing and (
+            row.episode == 0 or _succeeded_since(snap, row.success_at_failure)
+        ):
+            row.alert_state = FAILING
+            row.episode += 1
+            row.failing_since = snap.last_update_at or self.now
+            row.success_at_failure = snap.last_successful_update_at
+        if row.alert_state == FAILING:
+            await self.keep_alerts_current(row, snap)
+
+    async def keep_alerts_current(self, row: MirrorState, snap: Snapshot) -> None:
+        alerts = {
+            a.channel_id: a
+            for a in (
+                await self.session.scalars(
+                    select(AlertMessage).where(
+                        AlertMessage.mirror_state_id == row.id, AlertMessage.episode == row.episode
+                    )
+                )
+            ).all()
+        }
+        for channel in self.channels:
+            if (channel, row.mirror_key) in self.muted:
+                continue
+            alert = alerts.get(channel)
+            if alert is None:
+                key = f"alert:{row.id}:{row.episode}:{channel}"
+                await enqueue(
+                    self.session,
+                    key=key,
+                    kind=MessageKind.ALERT,
+                    channel_id=channel,
+                    payload=self.payload(row, snap, "failing"),
+                )
+                self.session.add(
+                    AlertMessage(
+                        mirror_state_id=row.id,
+                        channel_id=channel,
+                        episode=row.episode,
+                        outbox_key=key,
+                        shown_error=snap.last_error,
+                        posted_at=self.now,
+                    )
+                )
+                continue
+            if snap.last_error and alert.shown_error != snap.last_error:
+                alert.updates += 1
+                alert.shown_error = snap.last_error
+                await enqueue(
+                    self.session,
+                    key=f"{alert.outbox_key}:update:{alert.updates}",
+                    kind=MessageKind.ALERT_UPDATE,
+                    channel_id=channel,
+                    payload=self.payload(row, snap, "failing"),
+                    thread_of=alert.outbox_key,
+                )
+            last = alert.last_reminded_at or alert.posted_at
+            if self.now - last >= self.remind_after:
+                alert.reminders += 1
+                alert.last_reminded_at = self.now
+                await enqueue(
+                    self.session,
+                    key=f"{alert.outbox_key}:remind:{alert.reminders}",
+                    kind=MessageKind.ALERT_REMINDER,
+                    channel_id=channel,
+                    payload=self.payload(row, snap, "failing"),
+                    thread_of=alert.outbox_key,
+                )
+
+    async def resolve(self, row: MirrorState, snap: Snapshot | None, how: str) -> None:
+        """Close the episode: a recovery reply (if it recovered) and the alert updated."""
+        row.alert_state = OK
+        alerts = (
+            await self.session.scalars(
+                select(AlertMessage).where(
+                    AlertMessage.mirror_state_id == row.id,
+                    AlertMessage.episode == row.episode,
+                    AlertMessage.resolved_at.is_(None),
+                )
+            )
+        ).all()
+        for alert in alerts:
+            alert.resolved_at = self.now
+            if (alert.channel_id, row.mirror_key) in self.muted:
+                continue  # a mute silences the recovery too
+            payload = self.payload(row, snap, how)
+            if how == "recovered":
+                await enqueue(
+                    self.session,
+                    key=f"{alert.outbox_key}:recovered",
+                    kind=MessageKind.ALERT_RECOVERY,
+                    channel_id=alert.channel_id,
+                    payload=payload,
+                    thread_of=alert.outbox_key,
+                )
+            await enqueue(
+                self.session,
+                key=f"{alert.outbox_key}:resolved",
+                kind=MessageKind.ALERT_UPDATE,
+                channel_id=alert.channel_id,
+                payload=payload,
+                thread_of=alert.outbox_key,
+            )
+
+    def payload(self, row: MirrorState, snap: Snapshot | None, state: str) -> dict[str, Any]:
+        """Everything the renderer needs, as JSON: the outbox outlives this process."""
+        error = snap.last_error if snap else row.last_error
+        return {
+            "state": state,
+            "project_id": self.project_id,
+            "project_path": self.project_path,
+            "mirror_key": row.mirror_key,
+            "url": snap.url if snap else row.url,
+            "last_error": error,
+            "cause": classify(error).key,
+            "failing_since": _iso(row.failing_since),
+            "last_successful_update_at": _iso(
+                snap.last_successful_update_at if snap else row.last_successful_update_at
+            ),
+            "observed_at": _iso(self.now),
+        }
+
+
+def _succeeded_since(snap: Snapshot, since: datetime | None) -> bool:
+    success = snap.last_successful_update_at
+    return success is not None and (since is None or success > since)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,115 @@
+"""The likely cause of a mirror failure, recognised from GitLab's `last_error`, with a fix.
+
+Table-driven: the first rule whose pattern matches wins. Patterns come from real git,
+Gitaly and GitLab error texts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cause:
+    key: str
+    title: str
+    fix: str
+
+
+AUTHENTICATION = Cause(
+    "authentication",
+    "Authentication failed",
+    "The credentials for the target were refused: renew the token or password (or re-add "
+    "the deploy key), then delete and re-create the mirror with the new credentials.",
+)
+HOST_KEY = Cause(
+    "host_key",
+    "Host key changed or unknown",
+    "The target's SSH host key does not match: verify the new fingerprint with its owners, "
+    "then update the mirror's host keys (edit it, or re-create it with the new key).",
+)
+DIVERGED = Cause(
+    "diverged",
+    "Diverged refs (non-fast-forward)",
+    "The target has commits the source does not: reconcile the branches on the target, or "
+    "enable 'Keep divergent refs' to skip them.",
+)
+PROTECTED = Cause(
+    "protected",
+    "Rejected by the target's branch protection or hooks",
+    "The target refused the push (protected branch or pre-receive hook): allow the mirror's "
+    "user to push there, or narrow the mirrored branches.",
+)
+NOT_FOUND = Cause(
+    "not_found",
+    "Target repository not found or not accessible",
+    "Check that the target repository exists and that the mirror's credentials can write to "
+    "it; the URL cannot be edited, so re-create the mirror if it moved.",
+)
+NETWORK = Cause(
+    "network",
+    "Timeout or network error",
+    "GitLab could not reach the target: check the host is up and reachable from GitLab; "
+    "the next sync retries automatically.",
+)
+INVALID_URL = Cause(
+    "invalid_url",
+    "The mirror URL is blocked or invalid",
+    "GitLab refuses this URL (local network, bad scheme or unresolvable host): re-create the "
+    "mirror with a public http(s), ssh or git URL.",
+)
+UNKNOWN = Cause(
+    "unknown",
+    "Unrecognised error",
+    "Read the error below; `/mirror show` has the mirror's full settings.",
+)
+
+_RULES: list[tuple[re.Pattern[str], Cause]] = [
+    (re.compile(p, re.IGNORECASE), cause)
+    for p, cause in [
+        (r"remote mirror url is invalid|is blocked:|only allowed schemes", INVALID_URL),
+        (
+            r"host key verification failed|remote host identification has changed|"
+            r"no matching host key|host key .*(changed|mismatch|not match)|known_hosts",
+            HOST_KEY,
+        ),
+        (
+            r"some refs have diverged|non-fast-forward|\(fetch first\)|updates were rejected "
+            r"because|failed to push some refs.*rejected|\[rejected\]",
+            DIVERGED,
+        ),
+        (
+            r"protected branch|pre-receive hook declined|gh006|\[remote rejected\]|"
+            r"you are not allowed to (push|force push)",
+            PROTECTED,
+        ),
+        (
+            r"authentication failed|could not read username|invalid username or password|"
+            r"permission denied \(publickey|http basic: access denied|\b401\b|bad credentials|"
+            r"invalid credentials|access token (has )?expired|access denied",
+            AUTHENTICATION,
+        ),
+        (
+            r"repository not found|does not appear to be a git repository|not found\b.*\.git|"
+            r"\b404\b|could not read from remote repository|project you were looking for could "
+            r"not be found",
+            NOT_FOUND,
+        ),
+        (
+            r"timed? ?out|timeout|could not resolve host|connection (refused|reset)|"
+            r"network is unreachable|no route to host|temporary failure in name resolution|"
+            r"early eof|the remote end hung up|ssl_error|tls",
+            NETWORK,
+        ),
+    ]
+]
+
+
+def classify(last_error: str | None) -> Cause:
+    if not last_error:
+        return UNKNOWN
+    for pattern, cause in _RULES:
+        if pattern.search(last_error):
+            return cause
+    return UNKNOWN

@@ -1,0 +1,127 @@
+"""Checking watched projects: the periodic scan and the checks a push schedules.
+
+GitLab fires no webhook when a mirror fails, so the monitor polls every watched project
+with the service token, at most `concurrency` at a time and within a requests-per-minute
+budget. A push schedules extra checks, because push mirrors update after the push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain.alerts import apply_check, snapshots
+from bot.domain.subscriptions import observe_project
+from bot.gitlab.client import GitLabClient
+from bot.gitlab.errors import GitLabError
+from bot.store.db import transaction
+from bot.store.models import ScheduledCheck, Subscription, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanResult:
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+async def watched_projects(sessions: async_sessionmaker[AsyncSession]) -> dict[int, str]:
+    """Project id → path, for every project at least one channel watches."""
+    async with sessions() as session:
+        rows = (
+            await session.execute(select(Subscription.project_id, Subscription.project_path))
+        ).all()
+    return {project_id: path for project_id, path in rows}
+
+
+async def check_project(
+    sessions: async_sessionmaker[AsyncSession],
+    gitlab: GitLabClient,
+    project_id: int,
+    path: str | None,
+    *,
+    remind_after: timedelta,
+) -> None:
+    path, push, pull = await observe_project(gitlab, project_id, path)
+    await apply_check(
+        sessions,
+        project_id=project_id,
+        project_path=path,
+        seen=snapshots(push, pull),
+        remind_after=remind_after,
+    )
+
+
+async def check_projects(
+    sessions: async_sessionmaker[AsyncSession],
+    gitlab: GitLabClient,
+    projects: Iterable[tuple[int, str | None]],
+    *,
+    concurrency: int,
+    remind_after: timedelta,
+) -> ScanResult:
+    started = time.monotonic()
+    result = ScanResult()
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(project_id: int, path: str | None) -> None:
+        async with limit:
+            try:
+                await check_project(sessions, gitlab, project_id, path, remind_after=remind_after)
+                result.checked += 1
+            except GitLabError as exc:
+                result.problems.append(f"project {project_id}: {exc.user_message}")
+                log.warning("could not check project %s: %s", project_id, exc.user_message)
+
+    await asyncio.gather(*(one(project_id, path) for project_id, path in projects))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def scan(
+    sessions: async_sessionmaker[AsyncSession],
+    gitlab: GitLabClient,
+    *,
+    concurrency: int,
+    remind_after: timedelta,
+) -> ScanResult:
+    projects = await watched_projects(sessions)
+    return await check_projects(
+        sessions, gitlab, projects.items(), concurrency=concurrency, remind_after=remind_after
+    )
+
+
+async def schedule_checks(
+    session: AsyncSession, project_id: int, delays: Iterable[float], reason: str
+) -> None:
+    now = utcnow()
+    for delay in delays:
+        session.add(
+            ScheduledCheck(
+                project_id=project_id, reason=reason, due_at=now + timedelta(seconds=delay)
+            )
+        )
+
+
+async def take_due_checks(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
+    """Remove and return the projects whose scheduled checks are due (each project once)."""
+    now = utcnow()
+    async with transaction(sessions) as session:
+        query = select(ScheduledCheck).where(ScheduledCheck.due_at <= now)
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        due = (await session.scalars(query)).all()
+        if due:
+            await session.execute(
+                delete(ScheduledCheck).where(ScheduledCheck.id.in_([check.id for check in due]))
+            )
+        return sorted({check.project_id for check in due})

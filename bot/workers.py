@@ -1,0 +1,155 @@
+"""The background loops of a running bot, started and stopped with the server.
+
+- outbox: deliver Slack messages (every replica; rows are claimed atomically);
+- inbox: turn stored webhook pushes into scheduled checks;
+- checks: run the checks that are due;
+- monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
+- approvals: expire stale approval requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain import inbox, monitor
+from bot.gitlab.budget import RequestBudget
+from bot.gitlab.client import GitLabClient
+from bot.services import Services
+from bot.slack.background import expire_approvals_once
+from bot.slack.outbox_sender import send_due
+from bot.store.locks import leadership
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerTiming:
+    """How often each loop looks for work. Push checks run shortly after a push and once
+    more later, because push mirrors update asynchronously."""
+
+    outbox_every: float = 1.0
+    inbox_every: float = 1.0
+    checks_every: float = 2.0
+    approvals_every: float = 15.0
+    push_check_delays: tuple[float, ...] = (15.0, 120.0)
+
+
+class Workers:
+    def __init__(
+        self, services: Services, slack: AsyncWebClient, timing: WorkerTiming | None = None
+    ) -> None:
+        self.services = services
+        self.slack = slack
+        self.timing = timing or WorkerTiming()
+        settings = services.settings
+        self.budget = RequestBudget(settings.mirrorbot_gitlab_requests_per_minute)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def service_gitlab(self) -> GitLabClient | None:
+        token = self.services.settings.gitlab_service_token
+        if token is None:
+            return None
+        return GitLabClient(self.services.gitlab_http, token.get_secret_value(), budget=self.budget)
+
+    def start(self) -> None:
+        loops: list[tuple[str, Callable[[], Awaitable[object]], float]] = [
+            ("outbox", self.deliver_outbox, self.timing.outbox_every),
+            ("inbox", self.process_inbox, self.timing.inbox_every),
+            ("approvals", self.expire_approvals, self.timing.approvals_every),
+        ]
+        if self.service_gitlab() is not None:
+            loops += [
+                ("checks", self.run_due_checks, self.timing.checks_every),
+                (
+                    "monitor",
+                    self.scan_as_leader,
+                    float(self.services.settings.mirrorbot_poll_interval),
+                ),
+            ]
+        else:
+            log.warning("GITLAB_SERVICE_TOKEN is not set: the monitor is off, no alerts")
+        self._tasks = [
+            asyncio.create_task(_forever(name, work, every), name=name)
+            for name, work, every in loops
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Deliver what is already due, so a clean stop leaves the outbox as empty as it can.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.deliver_outbox(), timeout=3)
+
+    async def deliver_outbox(self) -> int:
+        return await send_due(self.services.sessions, self.slack)
+
+    async def process_inbox(self) -> int:
+        return await inbox.process_pending(
+            self.services.sessions, check_delays=self.timing.push_check_delays
+        )
+
+    async def run_due_checks(self) -> int:
+        gitlab = self.service_gitlab()
+        project_ids = await monitor.take_due_checks(self.services.sessions)
+        if gitlab is None or not project_ids:
+            return 0
+        watched = await monitor.watched_projects(self.services.sessions)
+        result = await monitor.check_projects(
+            self.services.sessions,
+            gitlab,
+            [(pid, watched[pid]) for pid in project_ids if pid in watched],
+            concurrency=self.services.settings.mirrorbot_monitor_concurrency,
+            remind_after=self.remind_after,
+        )
+        return result.checked
+
+    async def scan_as_leader(self) -> int:
+        gitlab = self.service_gitlab()
+        if gitlab is None:
+            return 0
+        async with leadership(self.services.engine) as leader:
+            if not leader:
+                return 0
+            result = await monitor.scan(
+                self.services.sessions,
+                gitlab,
+                concurrency=self.services.settings.mirrorbot_monitor_concurrency,
+                remind_after=self.remind_after,
+            )
+            log.info(
+                "monitor scan: %d projects in %.1f s, %d problems",
+                result.checked,
+                result.seconds,
+                len(result.problems),
+            )
+            return 0  # always wait the full interval before the next scan
+
+    async def expire_approvals(self) -> int:
+        await expire_approvals_once(self.services, self.slack)
+        return 0
+
+    @property
+    def remind_after(self) -> timedelta:
+        return timedelta(seconds=self.services.settings.mirrorbot_remind_after)
+
+
+async def _forever(name: str, work: Callable[[], Awaitable[object]], every: float) -> None:
+    """Run `work` again at once while it finds work, else after `every` seconds."""
+    while True:
+        try:
+            busy = await work()
+        except Exception:
+            log.exception("background loop %s failed", name)
+            busy = 0
+        if not busy:
+            await asyncio.sleep(every)
