@@ -37,7 +37,12 @@ class BotServer:
     """Runs `create_app(settings)` in its own thread and event loop, like a deployment."""
 
     def __init__(
-        self, settings: Settings, *, follow: FollowTiming | None = None, retry: Any = None
+        self,
+        settings: Settings,
+        *,
+        follow: FollowTiming | None = None,
+        retry: Any = None,
+        timing: WorkerTiming | None = None,
     ) -> None:
         self.settings = settings
         services = build_services(
