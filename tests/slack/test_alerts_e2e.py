@@ -1,0 +1,315 @@
+"""Failure alerts end to end: webhooks and the monitor in, one alert per failure out."""
+
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+
+from bot.slack.ids import AlertActions, MirrorRef
+from bot.store.crypto import generate_key
+from tests.conftest import ALICE_TOKEN
+from tests.slack.conftest import Harness, start_harness
+
+WEBHOOK_SECRET = "hook-secret"
+AUTH_ERROR = "fatal: Authentication failed for 'https://github.example.org/acme/app.git/'"
+
+
+def push_event(h: Harness) -> dict:
+    project = h.sample.app
+    return {
+        "object_kind": "push",
+        "event_name": "push",
+        "before": "0" * 40,
+        "after": "a" * 40,
+        "ref": "refs/heads/main",
+        "checkout_sha": "a" * 40,
+        "user_id": h.sample.alice.id,
+        "user_name": "Alice",
+        "user_username": "alice",
+        "project_id": project.id,
+        "project": {
+            "id": project.id,
+            "name": "app",
+            "path_with_namespace": project.path,
+            "web_url": f"{h.gitlab.url}/{project.path}",
+            "default_branch": "main",
+        },
+        "commits": [],
+        "total_commits_count": 1,
+        "repository": {"name": "app"},
+    }
+
+
+def send_webhook(
+    h: Harness,
+    payload: dict | bytes,
+    *,
+    token: str = WEBHOOK_SECRET,
+    event: str = "Push Hook",
+    event_uuid: str | None = None,
+    idempotency_key: str | None = None,
+) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Gitlab-Event": event,
+        "X-Gitlab-Token": token,
+        "X-Gitlab-Event-UUID": event_uuid or str(uuid.uuid4()),
+        "Idempotency-Key": idempotency_key or str(uuid.uuid4()),
+        "X-Gitlab-Webhook-UUID": str(uuid.uuid4()),
+    }
+    return httpx.post(f"{h.server.url}/gitlab/webhook", content=body, headers=headers)
+
+
+def alerts(h: Harness, channel: str = "CALERTS") -> list[dict]:
+    return [
+        c.body
+        for c in h.posts()
+        if c.body.get("channel") == channel and "Mirror failing" in c.body.get("text", "")
+    ]
+
+
+@pytest.fixture
+def watching(linked: Harness) -> Harness:
+    linked.command("watch group/app", channel="CALERTS")
+    linked.wait_response("now gets alerts")
+    return linked
+
+
+@pytest.fixture
+def harness(sample, gitlab_sim, slack, sqlite_url):
+    # Alerts need the webhook secret; the monitor's own interval is long unless a test
+    # asks for a short one, so webhooks are what trigger checks here.
+    h = start_harness(
+        sample,
+        gitlab_sim,
+        slack,
+        sqlite_url,
+        generate_key(),
+        gitlab_webhook_secret=WEBHOOK_SECRET,
+        mirrorbot_poll_interval=3600,
+    )
+    yield h
+    h.server.stop()
+
+
+def test_a_push_to_a_failing_mirror_posts_one_alert(watching: Harness):
+    mirror = watching.sample.https_mirror
+    watching.sample.world.fail_now(mirror, AUTH_ERROR)
+    assert send_webhook(watching, push_event(watching)).json() == {"status": "stored"}
+    watching.wait_post("Mirror failing")
+    [alert] = alerts(watching)
+    text = json.dumps(alert, ensure_ascii=False)
+    assert "Likely cause: Authentication failed" in text
+    assert "https://*****:*****@github.example.org/acme/app.git" in text
+    assert "s3cr3t" not in text
+    buttons = [
+        e["text"]["text"] for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert buttons == ["Retry sync", "Disable", "Mute 24 h", "Details"]
+    # More pushes while it keeps failing add nothing.
+    for _ in range(3):
+        send_webhook(watching, push_event(watching))
+    time.sleep(1.0)
+    assert len(alerts(watching)) == 1
+
+
+def test_the_same_delivery_is_processed_once(watching: Harness):
+    event_uuid, key = str(uuid.uuid4()), str(uuid.uuid4())
+    first = send_webhook(watching, push_event(watching), event_uuid=event_uuid, idempotency_key=key)
+    retry = send_webhook(watching, push_event(watching), event_uuid=event_uuid, idempotency_key=key)
+    other_hook = send_webhook(watching, push_event(watching), event_uuid=event_uuid)
+    assert first.json()["status"] == "stored"
+    assert retry.json()["status"] == "duplicate" and other_hook.json()["status"] == "duplicate"
+
+
+def test_recovery_replies_in_the_alert_thread(watching: Harness):
+    mirror = watching.sample.https_mirror
+    watching.sample.world.fail_now(mirror, AUTH_ERROR)
+    send_webhook(watching, push_event(watching))
+    watching.wait_post("Mirror failing")
+    alert_ts = watching.slack.wait_for(
+        lambda: next(
+            (
+                c
+                for c in watching.slack.calls
+                if c.method == "chat.postMessage" and "Mirror failing" in c.body.get("text", "")
+            ),
+            None,
+        )
+    )
+    watching.sample.world.set_outcome(mirror, None)
+    watching.sample.world.push(watching.sample.app)  # the mirror updates after the push
+    send_webhook(watching, push_event(watching))
+    reply = watching.wait_post("Recovered")
+    assert reply["thread_ts"] and reply["channel"] == "CALERTS"
+    resolved = watching.wait_post("Resolved: the mirror recovered", method="chat.update")
+    assert resolved["channel"] == "CALERTS"
+    assert alert_ts is not None
+
+
+def test_disabled_mirrors_do_not_alert(watching: Harness):
+    mirror = watching.sample.https_mirror
+    watching.sample.world.fail_now(mirror, AUTH_ERROR)
+    mirror.enabled = False
+    send_webhook(watching, push_event(watching))
+    time.sleep(1.5)
+    assert alerts(watching) == []
+
+
+def test_mute_silences_one_mirror_in_one_channel(watching: Harness):
+    mirror = watching.sample.https_mirror
+    watching.click(
+        AlertActions.MUTE,
+        MirrorRef(project_id=watching.sample.app.id, mirror_id=mirror.id).dump(),
+        channel="CALERTS",
+    )
+    watching.wait_post("muted alerts for mirror")
+    watching.sample.world.fail_now(mirror, AUTH_ERROR)
+    send_webhook(watching, push_event(watching))
+    time.sleep(1.5)
+    assert alerts(watching) == []
+    watching.command("watching", channel="CALERTS")
+    watching.wait_response("muted by <@UALICE>")
+    watching.command(f"unmute group/app {mirror.id}", channel="CALERTS")
+    watching.wait_response("back on")
+    send_webhook(watching, push_event(watching))
+    watching.wait_post("Mirror failing")
+
+
+def test_a_wrong_webhook_token_is_refused_and_nothing_happens(watching: Harness):
+    watching.sample.world.fail_now(watching.sample.https_mirror, AUTH_ERROR)
+    response = send_webhook(watching, push_event(watching), token="guess")
+    assert response.status_code == 401
+    time.sleep(1.0)
+    assert alerts(watching) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "event", "status"),
+    [
+        (b"{not json", "Push Hook", 400),
+        (b"[1, 2]", "Push Hook", 400),
+        (json.dumps({"object_kind": "issue"}).encode(), "Issue Hook", 422),
+        (b"{" + b" " * (6 * 1024 * 1024) + b"}", "Push Hook", 413),
+    ],
+)
+def test_bad_webhooks_get_a_clear_4xx(harness: Harness, body, event, status):
+    response = send_webhook(harness, body, event=event)
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+def test_the_monitor_alone_detects_a_failure(sample, gitlab_sim, slack, sqlite_url):
+    h = start_harness(
+        sample, gitlab_sim, slack, sqlite_url, generate_key(), mirrorbot_poll_interval=1
+    )
+    try:
+        h.link("UALICE", ALICE_TOKEN)
+        h.command("watch group/app", channel="CALERTS")
+        h.wait_response("now gets alerts")
+        sample.world.fail_now(sample.ssh_mirror, "Host key verification failed.")
+        alert = h.wait_post("Mirror failing", timeout=10)
+        assert "Host key changed or unknown" in json.dumps(alert)
+    finally:
+        h.server.stop()
+
+
+def test_an_alert_survives_slack_rate_limiting(watching: Harness):
+    watching.slack.rate_limit("chat.postMessage", times=2, retry_after=1)
+    watching.sample.world.fail_now(watching.sample.https_mirror, AUTH_ERROR)
+    send_webhook(watching, push_event(watching))
+    watching.wait_post("Mirror failing", timeout=10)
+    limited = [c for c in watching.slack.calls if c.status == 429]
+    assert len(limited) == 2
+    time.sleep(0.5)
+    assert len(alerts(watching)) == 1
+
+
+def test_an_alert_survives_a_restart_between_failure_and_delivery(
+    sample, gitlab_sim, slack, sqlite_url
+):
+    key = generate_key()
+    first = start_harness(
+        sample,
+        gitlab_sim,
+        slack,
+        sqlite_url,
+        key,
+        gitlab_webhook_secret=WEBHOOK_SECRET,
+        mirrorbot_poll_interval=3600,
+    )
+    first.link("UALICE", ALICE_TOKEN)
+    first.command("watch group/app", channel="CALERTS")
+    first.wait_response("now gets alerts")
+    slack.down("chat.postMessage", times=10_000)  # Slack is down: the alert waits
+    sample.world.fail_now(sample.https_mirror, AUTH_ERROR)
+    send_webhook(first, push_event(first))
+    first.wait(
+        lambda: any(c.method == "chat.postMessage" and c.status == 503 for c in slack.calls),
+        timeout=10,
+    )
+    first.server.stop()
+    slack._faults.clear()  # Slack is back
+    second = start_harness(
+        sample,
+        gitlab_sim,
+        slack,
+        sqlite_url,
+        key,
+        gitlab_webhook_secret=WEBHOOK_SECRET,
+        mirrorbot_poll_interval=3600,
+    )
+    try:
+        second.wait_post("Mirror failing", timeout=40)
+        time.sleep(0.5)
+        assert len(alerts(second)) == 1
+    finally:
+        second.server.stop()
+
+
+@pytest.mark.postgres
+def test_two_replicas_on_postgres_post_each_alert_exactly_once(
+    sample, gitlab_sim, slack, postgres_url
+):
+    key = generate_key()
+    replicas = [
+        start_harness(
+            sample,
+            gitlab_sim,
+            slack,
+            postgres_url,
+            key,
+            gitlab_webhook_secret=WEBHOOK_SECRET,
+            mirrorbot_poll_interval=1,
+        )
+        for _ in range(2)
+    ]
+    first = replicas[0]
+    try:
+        first.link("UALICE", ALICE_TOKEN)
+        first.command("watch group/app", channel="CALERTS")
+        first.wait_response("now gets alerts")
+        sample.world.fail_now(sample.https_mirror, AUTH_ERROR)
+        sample.world.fail_now(sample.ssh_mirror, "Host key verification failed.")
+        for _ in range(3):
+            event = push_event(first)
+            event_uuid = str(uuid.uuid4())
+            for replica in replicas:  # both receive every webhook, as behind a balancer
+                send_webhook(replica, event, event_uuid=event_uuid)
+        first.wait(lambda: len(alerts(first)) >= 2, timeout=15)
+        time.sleep(3)  # more monitor rounds on both replicas
+        assert len(alerts(first)) == 2
+        sample.world.set_outcome(sample.https_mirror, None)
+        sample.world.push(sample.app)
+        first.wait_post("Recovered", timeout=15)
+        time.sleep(2)
+        assert (
+            len([c for c in slack.of("chat.postMessage") if "Recovered" in c.body.get("text", "")])
+            == 1
+        )
+    finally:
+        for replica in replicas:
+            replica.server.stop()
