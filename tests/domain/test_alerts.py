@@ -223,3 +223,12 @@ async def test_checks_on_both_databases_claim_each_message_once(database_url):
         assert [m.kind for m in first] == ["alert"] and second == []
     finally:
         await engine.dispose()
+
+
+async def test_unwatching_stops_alerts(watched):
+    from sqlalchemy import delete
+
+    async with transaction(watched) as session:
+        await session.execute(delete(Subscription).where(Subscription.channel_id == "CB"))
+    await check(watched, snap("failed"))
+    assert await messages(watched) == [("alert", "CA")]
