@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from bot.domain.accounts import Accounts, SlackUser
 from bot.domain.errors import DomainError
 from bot.gitlab.client import GitLabClient, create_http_client
 from bot.gitlab.errors import GitLabError
+from bot.logs import configure_logging
 from bot.slack_workspace import SlackCheckError, resolve_team_id
 from bot.store.crypto import SecretKeyError, TokenCipher
 from bot.store.db import create_engine, session_factory
@@ -243,9 +243,14 @@ def serve(host: str, port: int) -> None:
 
     from bot.server import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.secret_values(), json_lines=settings.mirrorbot_log_format == "json")
     uvicorn.run(
-        create_app(settings), host=host, port=port, timeout_graceful_shutdown=8, log_level="info"
+        create_app(settings),
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=8,
+        log_level="info",
+        log_config=None,
     )
 
 

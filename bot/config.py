@@ -6,7 +6,7 @@ never a pydantic traceback: `load_settings` turns validation errors into `Config
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # user) and how many projects it reads at once.
     mirrorbot_gitlab_requests_per_minute: int = Field(default=1500, gt=0)
     mirrorbot_monitor_concurrency: int = Field(default=10, gt=0, le=200)
+    mirrorbot_log_format: Literal["text", "json"] = "text"
 
     @field_validator("mirrorbot_admins", "mirrorbot_approval_required", mode="before")
     @classmethod
@@ -120,6 +121,21 @@ class Settings(BaseSettings):
     @property
     def secret_keys(self) -> list[str]:
         return [key.get_secret_value() for key in self.mirrorbot_secret_key]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so the log filter can mask them wherever they appear."""
+        values = [
+            secret.get_secret_value()
+            for secret in (
+                self.slack_bot_token,
+                self.slack_signing_secret,
+                self.slack_app_token,
+                self.gitlab_service_token,
+                self.gitlab_webhook_secret,
+            )
+            if secret is not None
+        ]
+        return values + self.secret_keys
 
     def require(self, *names: str) -> None:
         """Raise `ConfigError` for the first of `names` (env var names) that is unset."""

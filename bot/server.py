@@ -12,11 +12,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import metrics as metrics_module
 from bot.config import Settings
+from bot.domain import inbox, outbox
+from bot.http_log import RequestLog
 from bot.services import Services, build_services
 from bot.slack.app import build_bolt_app, build_slack_client
 from bot.store.migrate import upgrade_database
@@ -47,6 +51,8 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     async def metrics(request: Request) -> Response:
+        metrics_module.OUTBOX_DEPTH.set(await outbox.depth(services.sessions))
+        metrics_module.INBOX_DEPTH.set(await inbox.depth(services.sessions))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
@@ -60,6 +66,7 @@ def create_app(
             await services.close()
 
     return Starlette(
+        middleware=[Middleware(RequestLog)],
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/gitlab/webhook", gitlab_webhook_endpoint(services), methods=["POST"]),

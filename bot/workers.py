@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.domain import inbox, monitor
 from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient
@@ -126,6 +127,7 @@ class Workers:
                 concurrency=self.services.settings.mirrorbot_monitor_concurrency,
                 remind_after=self.remind_after,
             )
+            metrics.MONITOR_CYCLE.observe(result.seconds)
             log.info(
                 "monitor scan: %d projects in %.1f s, %d problems",
                 result.checked,

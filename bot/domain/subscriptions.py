@@ -137,6 +137,19 @@ class Subscriptions:
             SubscriptionInfo(r.channel_id, r.project_id, r.project_path, r.created_by) for r in rows
         ]
 
+    async def of_channels(self, channel_ids: list[str]) -> list[SubscriptionInfo]:
+        if not channel_ids:
+            return []
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Subscription).where(Subscription.channel_id.in_(channel_ids))
+                )
+            ).all()
+        return [
+            SubscriptionInfo(r.channel_id, r.project_id, r.project_path, r.created_by) for r in rows
+        ]
+
     async def channels_of(self, project_id: int) -> list[str]:
         async with self._sessions() as session:
             return list(

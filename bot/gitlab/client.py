@@ -8,7 +8,9 @@ connections are retried within a bounded time, and only where repeating is safe.
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -17,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from bot import __version__
+from bot import __version__, metrics
 from bot.gitlab import errors
 from bot.gitlab.budget import RequestBudget
 from bot.gitlab.models import (
@@ -34,6 +36,7 @@ from bot.gitlab.models import (
 from bot.gitlab.refs import ProjectRef
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 PER_PAGE = 100
 MAX_PAGES = 50
 
@@ -264,10 +267,10 @@ class GitLabClient:
     async def _send_once(self, call: _Call) -> httpx.Response:
         if self._budget is not None:
             await self._budget.acquire()
+        started = time.monotonic()
+        answer: httpx.Response | None = None
         try:
-            response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, headers=self._headers
-            )
+            answer = await self._request(call)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise _NotSent(errors.GitLabUnreachable("connection refused")) from exc
         except httpx.PoolTimeout as exc:
@@ -276,9 +279,16 @@ class GitLabClient:
             raise errors.GitLabTimeout() from exc
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise errors.GitLabUnreachable("the connection was dropped") from exc
-        if response.is_success:
-            return response
-        raise await self._error_for(call, response)
+        finally:
+            _observe(call, started, answer)
+        if answer.is_success:
+            return answer
+        raise await self._error_for(call, answer)
+
+    async def _request(self, call: _Call) -> httpx.Response:
+        return await self._http.request(
+            call.method, call.path, params=call.params, json=call.json, headers=self._headers
+        )
 
     async def _error_for(self, call: _Call, response: httpx.Response) -> errors.GitLabError:
         status = response.status_code
@@ -390,6 +400,22 @@ async def _with_retries(
     except _NotSent as exc:
         raise exc.error from None
     raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+def _observe(call: _Call, started: float, response: httpx.Response | None) -> None:
+    """One log line and the metrics for every attempt, answered or not."""
+    status = response.status_code if response is not None else 0
+    seconds = time.monotonic() - started
+    metrics.GITLAB_LATENCY.labels(call.route.value, call.method).observe(seconds)
+    if status == 0 or status >= 400:
+        metrics.GITLAB_ERRORS.labels(str(status)).inc()
+    log.info(
+        "gitlab %s %s -> %s in %.0f ms",
+        call.method,
+        call.path,
+        status or "no answer",
+        seconds * 1000,
+    )
 
 
 def _body_of(response: httpx.Response) -> object:

@@ -12,6 +12,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.services import Services
 from bot.slack import listeners
 from bot.slack_workspace import slack_api_base
@@ -48,6 +49,14 @@ def build_bolt_app(services: Services) -> AsyncApp:
         context["services"] = services
         await next()
 
+    async def count_outcomes(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
+        response = await next()
+        kind = str(body.get("type") or ("command" if "command" in body else "other"))
+        status = getattr(response, "status", 200)
+        metrics.SLACK_HANDLER_OUTCOMES.labels(kind, "ok" if status < 400 else str(status)).inc()
+        return response
+
     app.use(inject_services)
+    app.use(count_outcomes)
     listeners.register(app)
     return app

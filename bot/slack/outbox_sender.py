@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.domain import outbox
 from bot.domain.outbox import MessageKind, PendingMessage
 from bot.slack.blocks.alerts import render_outbox
@@ -80,3 +81,7 @@ async def _send(
         await outbox.retry_later(sessions, message, error=type(exc).__name__)
         return
     await outbox.mark_sent(sessions, message.id, ts)
+    if message.kind is MessageKind.ALERT:
+        metrics.ALERTS_POSTED.inc()
+    elif message.kind is MessageKind.ALERT_RECOVERY:
+        metrics.ALERTS_RESOLVED.inc()

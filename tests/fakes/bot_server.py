@@ -168,9 +168,25 @@ class SlackUserAgent:
         }
         if message is not None:
             payload["message"] = message
+        if not channel:  # from the App Home tab
+            payload.pop("channel")
+            payload.pop("response_url")
+            payload["container"] = {"type": "view", "view_id": "VHOME"}
         return self._post(
             urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
         )
+
+    def event(self, event: dict[str, Any]) -> httpx.Response:
+        body = {
+            "token": "legacy",
+            "team_id": self.team_id,
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10]}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+        return self._post(json.dumps(body), "application/json")
 
     def submit(
         self, view: dict[str, Any], values: dict[str, Any], *, user: str = "UALICE"

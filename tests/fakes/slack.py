@@ -48,6 +48,7 @@ class SlackStandIn:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
+    memberships: dict[str, list[str]] = field(default_factory=dict)  # user -> channels
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -153,6 +154,13 @@ class SlackStandIn:
                 "ts": ts,
                 "message": {"text": body.get("text"), "ts": ts},
             }
+        if method == "users.conversations":
+            channels = self.memberships.get(str(body.get("user")), [])
+            return {
+                "ok": True,
+                "channels": [{"id": c} for c in channels],
+                "response_metadata": {"next_cursor": ""},
+            }
         if method == "chat.update":
             return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
         if method == "chat.postEphemeral":
@@ -172,11 +180,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:
+        # Some Web API methods (users.conversations, …) go out as GET with query parameters.
+        self.do_POST()
+
     def do_POST(self) -> None:
         stand_in: SlackStandIn = self.server.stand_in  # type: ignore[attr-defined]
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        path = urlsplit(self.path).path
-        body = _parse(raw, self.headers.get("Content-Type") or "")
+        parts = urlsplit(self.path)
+        path = parts.path
+        body = {**dict(parse_qsl(parts.query)),
+                **_parse(raw, self.headers.get("Content-Type") or "")}
         method = "response_url" if path.startswith("/response/") else path.rsplit("/", 1)[-1]
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")

@@ -20,6 +20,7 @@ from bot.slack.blocks.replies import render
 from bot.slack.blocks.text import context as context_block
 from bot.slack.delivery import Respond, deliver
 from bot.slack.ids import MirrorActions, MirrorRef
+from bot.slack.listeners.events.app_home import publish_home
 from bot.slack.listeners.guard import report_failure
 
 _CHANGES = {
@@ -33,12 +34,20 @@ _READS = {MirrorActions.PUBLIC_KEY: "key", MirrorActions.DETAILS: "show"}
 
 
 def actor_of(body: dict[str, Any]) -> Actor:
+    """Who clicked, and where: a click in the App Home has no channel, so answers go to
+    the person's direct messages with the app."""
     user = body["user"]
     team = user.get("team_id") or body.get("team", {}).get("id", "")
-    channel = (body.get("channel") or {}).get("id") or body.get("container", {}).get(
-        "channel_id", ""
+    channel = (
+        (body.get("channel") or {}).get("id")
+        or body.get("container", {}).get("channel_id")
+        or user["id"]
     )
     return Actor(team, user["id"], channel)
+
+
+def from_home(body: dict[str, Any]) -> bool:
+    return bool(body.get("container", {}).get("type") == "view")
 
 
 async def handle_mirror_button(
@@ -46,12 +55,14 @@ async def handle_mirror_button(
     body: dict[str, Any],
     action: dict[str, Any],
     client: AsyncWebClient,
-    respond: Respond,
+    respond: Respond | None,
     context: dict[str, Any],
 ) -> None:
     await ack()
     services: Services = context["services"]
     actor = actor_of(body)
+    if respond is None:  # App Home: no response_url; answer in the app's DM
+        respond = direct_message(client, actor.user_id)
     target = MirrorRef.model_validate_json(action["value"])
     project = ProjectRef(str(target.project_id))
     action_id = MirrorActions(action["action_id"].removesuffix("-prev"))
@@ -92,10 +103,21 @@ async def handle_mirror_button(
             services=services,
             gitlab=gitlab,
         )
-        if target.mirror_id is not None:
+        if from_home(body):
+            await publish_home(actor.slack_user, client, services)
+        elif target.mirror_id is not None:
             await refresh_message(body, respond, gitlab, project, target.mirror_id)
     except Exception as exc:
         await report_failure(exc, respond)
+
+
+def direct_message(client: AsyncWebClient, user_id: str) -> Respond:
+    async def send(**message: Any) -> Any:
+        message.pop("replace_original", None)
+        message.pop("response_type", None)
+        return await client.chat_postMessage(channel=user_id, **message)
+
+    return send
 
 
 async def refresh_message(

@@ -1,0 +1,110 @@
+"""The App Home tab: the user's link and the health of the mirrors their channels watch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain.accounts import AccountLink
+from bot.domain.subscriptions import PULL_KEY, MirrorObservation
+from bot.slack.blocks.text import (
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    escape,
+    section,
+    shorten,
+    slack_ago,
+    status_label,
+)
+from bot.slack.ids import MirrorActions, MirrorRef
+
+MAX_VIEW_BLOCKS = 100
+HEADER_BLOCKS = 4
+
+
+def home_view(
+    link: AccountLink | None, observations: list[MirrorObservation], watched_projects: int
+) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Mirrorbot"}}
+    ]
+    if link is None:
+        blocks.append(
+            section(
+                ":link: You have not linked a GitLab account. Type "
+                "`/mirror login` in any channel to link yours."
+            )
+        )
+    else:
+        note = " (read-only token)" if link.read_only else ""
+        blocks.append(
+            section(
+                f":white_check_mark: Linked to GitLab user *{escape(link.gitlab_username)}*{note}."
+            )
+        )
+    rows = sorted(observations, key=lambda o: (not o.is_failing, o.project_path, o.mirror_key))
+    failing = sum(1 for o in rows if o.is_failing)
+    blocks.append(
+        section(
+            f"*Mirror health* — {len(rows)} mirrors of {watched_projects} "
+            f"project{'s' if watched_projects != 1 else ''} your channels "
+            f"watch, {failing} failing"
+        )
+    )
+    if not rows:
+        blocks.append(
+            context(
+                "No watched mirrors yet: `/mirror watch group/project` in a "
+                "channel subscribes it to alerts."
+            )
+        )
+    room = (MAX_VIEW_BLOCKS - HEADER_BLOCKS - 1) // 2
+    for observation in rows[:room]:
+        blocks.append(section(_line(observation)))
+        blocks.append(
+            actions(
+                f"home-{observation.project_id}-{observation.mirror_key}",
+                *observation_buttons(observation),
+            )
+        )
+    if len(rows) > room:
+        blocks.append(context(f"{len(rows) - room} more mirrors: `/mirror status` lists them all"))
+    return {"type": "home", "blocks": blocks}
+
+
+def _line(o: MirrorObservation) -> str:
+    name = "pull mirror" if o.mirror_key == PULL_KEY else f"mirror {o.mirror_id}"
+    text = (
+        f"{status_label(o.update_status, o.enabled)} *{escape(o.project_path)}* {name} "
+        f"`{escape(shorten(o.url or '?', 80))}`\nlast success "
+        f"{slack_ago(o.last_successful_update_at)} · checked {slack_ago(o.observed_at)}"
+    )
+    if o.is_failing and o.last_error:
+        text += f"\n> {escape(shorten(o.last_error, 200))}"
+    return text
+
+
+def observation_buttons(o: MirrorObservation) -> list[dict[str, Any]]:
+    value = MirrorRef(project_id=o.project_id, mirror_id=o.mirror_id).dump()
+    if o.mirror_id is None:
+        return [button("Start pull", MirrorActions.PULL_SYNC, value, "primary")]
+    toggle = (
+        button("Disable", MirrorActions.DISABLE, value)
+        if o.enabled
+        else button("Enable", MirrorActions.ENABLE, value)
+    )
+    return [
+        button("Sync now", MirrorActions.SYNC, value, "primary"),
+        toggle,
+        button("Details", MirrorActions.DETAILS, value),
+        button(
+            "Delete",
+            MirrorActions.DELETE,
+            value,
+            "danger",
+            confirm_dialog(
+                "Delete this mirror?", f"Push mirror {o.mirror_id} will be removed.", "Delete"
+            ),
+        ),
+    ]
