@@ -236,9 +236,17 @@ def check() -> None:
 @main.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server
 @click.option("--port", default=3000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Serve Slack (/slack/events), /healthz and /metrics; applies migrations on start."""
-    settings = settings_or_exit("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "MIRRORBOT_SECRET_KEY")
+@click.option(
+    "--socket-mode",
+    is_flag=True,
+    help="reach Slack over Socket Mode (SLACK_APP_TOKEN) instead of /slack/events",
+)
+def serve(host: str, port: int, socket_mode: bool) -> None:
+    """Serve Slack (/slack/events), /gitlab/webhook, /healthz and /metrics.
+
+    Applies pending migrations on start; stops cleanly on SIGTERM."""
+    slack_secret = "SLACK_APP_TOKEN" if socket_mode else "SLACK_SIGNING_SECRET"
+    settings = settings_or_exit("SLACK_BOT_TOKEN", slack_secret, "MIRRORBOT_SECRET_KEY")
     import uvicorn
 
     from bot.server import create_app

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -31,10 +32,16 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings, services: Services | None = None, timing: WorkerTiming | None = None
+    settings: Settings,
+    services: Services | None = None,
+    timing: WorkerTiming | None = None,
+    *,
+    socket_mode: bool = False,
 ) -> Starlette:
+    """The ASGI app. With `socket_mode`, Slack is reached over Socket Mode (SLACK_APP_TOKEN)
+    while the webhook, health and metrics are still served over HTTP."""
     services = services or build_services(settings)
-    bolt = build_bolt_app(services)
+    bolt = build_bolt_app(services, verify_requests=not socket_mode)
     workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
@@ -59,9 +66,16 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_database, settings.database_url)
         workers.start()
+        socket = None
+        if socket_mode:
+            assert settings.slack_app_token is not None
+            socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+            await socket.connect_async()  # type: ignore[no-untyped-call]
         try:
             yield
         finally:
+            if socket is not None:
+                await socket.close_async()  # type: ignore[no-untyped-call]
             await workers.stop()
             await services.close()
 

@@ -34,13 +34,18 @@ def build_slack_client(services: Services, *, sleep_on_rate_limit: bool = True) 
     )
 
 
-def build_bolt_app(services: Services) -> AsyncApp:
+def build_bolt_app(services: Services, *, verify_requests: bool = True) -> AsyncApp:
+    """The Bolt app. Over HTTP every request is verified with the signing secret; Socket
+    Mode payloads come over the authenticated WebSocket and carry no signature."""
     settings = services.settings
-    assert settings.slack_bot_token is not None and settings.slack_signing_secret is not None
+    signing_secret = settings.slack_signing_secret
+    assert settings.slack_bot_token is not None
+    assert signing_secret is not None or not verify_requests
     client = build_slack_client(services)
     app = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=signing_secret.get_secret_value() if signing_secret else None,
+        request_verification_enabled=verify_requests,
         # Ack at once; listeners go on after the response (a long-running server, not FaaS).
         process_before_response=False,
     )

@@ -43,13 +43,14 @@ class BotServer:
         follow: FollowTiming | None = None,
         retry: Any = None,
         timing: WorkerTiming | None = None,
+        socket_mode: bool = False,
     ) -> None:
         self.settings = settings
         services = build_services(
             settings, retry=retry, follow=follow or FollowTiming(interval=0.05, timeout=5)
         )
         self.services = services
-        self.app = create_app(settings, services, timing or FAST_WORKERS)
+        self.app = create_app(settings, services, timing or FAST_WORKERS, socket_mode=socket_mode)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))

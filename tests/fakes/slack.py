@@ -49,6 +49,8 @@ class SlackStandIn:
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
     memberships: dict[str, list[str]] = field(default_factory=dict)  # user -> channels
+    app_token: str = "xapp-test-app-token"
+    socket_url: str | None = None  # what apps.connections.open hands out
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -135,6 +137,10 @@ class SlackStandIn:
     # --- answers ------------------------------------------------------------------------
 
     def answer(self, method: str, body: dict[str, Any], token: str | None) -> dict[str, Any]:
+        if method == "apps.connections.open":
+            if token != self.app_token or self.socket_url is None:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": self.socket_url}
         if method != "response_url" and token != self.bot_token:
             return {"ok": False, "error": "invalid_auth"}
         ts = f"{int(time.time())}.{next(self._ts):06d}"
@@ -189,8 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urlsplit(self.path)
         path = parts.path
-        body = {**dict(parse_qsl(parts.query)),
-                **_parse(raw, self.headers.get("Content-Type") or "")}
+        body = {
+            **dict(parse_qsl(parts.query)),
+            **_parse(raw, self.headers.get("Content-Type") or ""),
+        }
         method = "response_url" if path.startswith("/response/") else path.rsplit("/", 1)[-1]
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")
