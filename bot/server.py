@@ -24,6 +24,7 @@ from bot.domain import inbox, outbox
 from bot.http_log import RequestLog
 from bot.services import Services, build_services
 from bot.slack.app import build_bolt_app, build_slack_client
+from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
 from bot.webhooks.gitlab import gitlab_webhook_endpoint
 from bot.workers import Workers, WorkerTiming
@@ -82,7 +83,7 @@ def create_app(
     return Starlette(
         middleware=[Middleware(RequestLog)],
         routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
+            Route(REQUEST_PATH, slack_events, methods=["POST"]),
             Route("/gitlab/webhook", gitlab_webhook_endpoint(services), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

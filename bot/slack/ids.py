@@ -7,6 +7,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+SLASH_COMMAND = "/mirror"
+EVENTS = ("app_home_opened",)
+REQUEST_PATH = "/slack/events"  # commands, interactivity and events share it
+
 
 class MirrorActions(StrEnum):
     SYNC = "mirror-sync"
