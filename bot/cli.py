@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -251,13 +252,17 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
 
     from bot.server import create_app
 
-    configure_logging(settings.secret_values(), json_lines=settings.mirrorbot_log_format == "json")
+    configure_logging(
+        settings.secret_values(),
+        json_lines=settings.mirrorbot_log_format == "json",
+        level=getattr(logging, settings.mirrorbot_log_level),
+    )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, socket_mode=socket_mode),
         host=host,
         port=port,
         timeout_graceful_shutdown=8,
-        log_level="info",
+        log_level=settings.mirrorbot_log_level.lower(),
         log_config=None,
     )
 

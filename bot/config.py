@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     mirrorbot_gitlab_requests_per_minute: int = Field(default=1500, gt=0)
     mirrorbot_monitor_concurrency: int = Field(default=10, gt=0, le=200)
     mirrorbot_log_format: Literal["text", "json"] = "text"
+    mirrorbot_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("mirrorbot_admins", "mirrorbot_approval_required", mode="before")
     @classmethod

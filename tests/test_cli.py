@@ -193,3 +193,10 @@ def test_serve_without_slack_settings_names_what_is_missing(env):
     result = mirrorbot(env, "serve", "--port", "1")
     assert result.returncode != 0
     assert result.stderr.startswith("error: SLACK_BOT_TOKEN is not set")
+
+
+def test_socket_mode_needs_the_app_token(env):
+    env["SLACK_SIGNING_SECRET"] = "s"
+    result = mirrorbot(env, "serve", "--socket-mode", "--port", "1")
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: SLACK_APP_TOKEN is not set")
