@@ -26,6 +26,7 @@ from bot.slack_workspace import SlackCheckError, resolve_team_id
 from bot.store.crypto import SecretKeyError, TokenCipher
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade_database
+from bot.store.rotation import rotate_secrets
 
 T = TypeVar("T")
 
@@ -100,6 +101,28 @@ def db_upgrade() -> None:
     settings = settings_or_exit()
     upgrade_database(settings.database_url)
     click.echo("database is up to date")
+
+
+@main.group()
+def keys() -> None:
+    """MIRRORBOT_SECRET_KEY maintenance."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt stored tokens with the first key, so the old keys can be removed."""
+    settings = settings_or_exit("MIRRORBOT_SECRET_KEY")
+
+    async def rotate() -> None:
+        upgrade_database(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            count = await rotate_secrets(session_factory(engine), TokenCipher(settings.secret_keys))
+        finally:
+            await engine.dispose()
+        click.echo(f"re-encrypted {count} stored secrets with the first key")
+
+    run(rotate)
 
 
 # --- users ---------------------------------------------------------------------------------

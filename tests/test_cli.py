@@ -200,3 +200,26 @@ def test_socket_mode_needs_the_app_token(env):
     result = mirrorbot(env, "serve", "--socket-mode", "--port", "1")
     assert result.returncode != 0
     assert result.stderr.startswith("error: SLACK_APP_TOKEN is not set")
+
+
+def test_key_rotation_end_to_end(env):
+    old = env["MIRRORBOT_SECRET_KEY"]
+    assert mirrorbot(env, "users", "link", "U1", stdin=ALICE_TOKEN).returncode == 0
+    new = generate_key()
+    env["MIRRORBOT_SECRET_KEY"] = f"{new},{old}"
+    rotated = mirrorbot(env, "keys", "rotate")
+    assert rotated.returncode == 0 and "re-encrypted 1 stored secrets" in rotated.stdout
+    env["MIRRORBOT_SECRET_KEY"] = new  # the old key is gone: the link still works
+    assert mirrorbot(env, "users", "link", "U2", stdin=DAVE_TOKEN).returncode == 0
+    from sqlalchemy import create_engine, text
+
+    from bot.store.crypto import TokenCipher
+    from bot.store.db import sync_url
+
+    engine = create_engine(sync_url(env["DATABASE_URL"]))
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT token_ciphertext FROM linked_accounts WHERE slack_user_id = 'U1'")
+        ).scalar()
+    engine.dispose()
+    assert TokenCipher([new]).decrypt(stored) == ALICE_TOKEN

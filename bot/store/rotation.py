@@ -1,0 +1,28 @@
+"""Re-encrypt every stored secret with the first key of MIRRORBOT_SECRET_KEY."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.store.crypto import TokenCipher
+from bot.store.db import transaction
+from bot.store.models import ApprovalRequest, LinkedAccount
+
+
+async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: TokenCipher) -> int:
+    """Returns how many values were re-encrypted. After it, older keys can be removed."""
+    count = 0
+    async with transaction(sessions) as session:
+        for account in (await session.scalars(select(LinkedAccount))).all():
+            account.token_ciphertext = cipher.rotate(account.token_ciphertext)
+            count += 1
+        for request in (
+            await session.scalars(
+                select(ApprovalRequest).where(ApprovalRequest.params_ciphertext.is_not(None))
+            )
+        ).all():
+            assert request.params_ciphertext is not None
+            request.params_ciphertext = cipher.rotate(request.params_ciphertext)
+            count += 1
+    return count
