@@ -88,6 +88,21 @@ class ApprovalNeeded:
 
 
 @dataclass(frozen=True)
+class ApprovalDecided:
+    """A button changed the request; its card shows the new state."""
+
+    approval: Approval
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A line for everyone in the channel (a mute, for instance)."""
+
+    actor_id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Watching:
     subscriptions: list[SubscriptionInfo]
     mutes: list[MuteInfo]
@@ -123,6 +138,8 @@ Reply = (
     | ChangeMade
     | SyncStarted
     | ApprovalNeeded
+    | ApprovalDecided
+    | Announcement
     | Watching
     | StatusReport
     | PendingApprovals

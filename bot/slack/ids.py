@@ -19,7 +19,6 @@ class MirrorActions(StrEnum):
     PUBLIC_KEY = "mirror-public-key"
     DETAILS = "mirror-details"
     DELETE = "mirror-delete"
-    EDIT = "mirror-edit"
     PAGE = "mirror-list-page"
     PULL_SYNC = "pull-sync"
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from bot.commands.results import (
     AccountInfo,
+    Announcement,
+    ApprovalDecided,
     ApprovalNeeded,
     ChangeMade,
     Help,
@@ -165,7 +167,6 @@ def approval_card(approval: Approval) -> SlackMessage:
     blocks: list[dict[str, Any]] = [
         section(f":raised_hand: <@{approval.requester_id}> asks to {what}")
     ]
-    value = ApprovalRef(request_id=approval.id).dump()
     if approval.status is Status.PENDING:
         blocks.append(
             context(
@@ -173,14 +174,7 @@ def approval_card(approval: Approval) -> SlackMessage:
                 f"· expires {slack_date(approval.expires_at, '{time}')}"
             )
         )
-        blocks.append(
-            actions(
-                "approval",
-                button("Approve", ApprovalActions.APPROVE, value, "primary"),
-                button("Reject", ApprovalActions.REJECT, value, "danger"),
-                button("Cancel", ApprovalActions.CANCEL, value),
-            )
-        )
+        blocks.append(approval_buttons(approval))
     else:
         blocks.append(section(approval_outcome(approval)))
     return SlackMessage(
@@ -215,16 +209,39 @@ def approval_needed(reply: ApprovalNeeded) -> SlackMessage:
 def pending_approvals(reply: PendingApprovals) -> SlackMessage:
     if not reply.approvals:
         return SlackMessage("no pending approvals", [section("No approval requests are waiting.")])
-    lines = [
-        f"• <@{a.requester_id}>: {a.operation.verb}"
-        + (f" {a.mirror_id}" if a.mirror_id else "")
-        + f" in *{escape(a.project_path)}* — expires {slack_date(a.expires_at, '{time}')}"
-        for a in reply.approvals[:40]
-    ]
-    return SlackMessage(
-        f"{len(reply.approvals)} pending approvals",
-        [section("*Waiting for approval*\n" + "\n".join(lines))],
+    blocks: list[dict[str, Any]] = [section("*Waiting for approval*")]
+    shown = reply.approvals[: (MAX_BLOCKS - 2) // 2]
+    for approval in shown:
+        target = f" {approval.mirror_id}" if approval.mirror_id else ""
+        blocks.append(
+            section(
+                f"<@{approval.requester_id}>: {approval.operation.verb}{target} in "
+                f"*{escape(approval.project_path)}* — expires "
+                f"{slack_date(approval.expires_at, '{time}')}"
+            )
+        )
+        blocks.append(approval_buttons(approval))
+    if len(reply.approvals) > len(shown):
+        blocks.append(context(f"{len(reply.approvals) - len(shown)} more not shown"))
+    return SlackMessage(f"{len(reply.approvals)} pending approvals", blocks)
+
+
+def approval_buttons(approval: Approval) -> dict[str, Any]:
+    value = ApprovalRef(request_id=approval.id).dump()
+    return actions(
+        f"approval-{approval.id}",
+        button("Approve", ApprovalActions.APPROVE, value, "primary"),
+        button("Reject", ApprovalActions.REJECT, value, "danger"),
+        button("Cancel", ApprovalActions.CANCEL, value),
     )
+
+
+def approval_decided(reply: ApprovalDecided) -> SlackMessage:
+    return approval_card(reply.approval)
+
+
+def announcement(reply: Announcement) -> SlackMessage:
+    return SlackMessage(reply.text, [section(reply.text)])
 
 
 def watching(reply: Watching) -> SlackMessage:
@@ -340,5 +357,7 @@ _RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
     Watching: watching,
     StatusReport: status_report,
     PendingApprovals: pending_approvals,
+    ApprovalDecided: approval_decided,
+    Announcement: announcement,
     LinkedUsers: linked_users,
 }

@@ -1,5 +1,5 @@
-"""Buttons on a mirror: act on the mirror they were rendered for, as the person who clicked,
-then re-render the message with the mirror's new state."""
+"""Buttons on a mirror: `press` acts as the person who clicked; this delivers the result
+and re-renders the clicked message (or the App Home) with the mirror's new state."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands.parse import Command
-from bot.commands.results import MirrorList, Reply
-from bot.commands.run import Actor, request_change, run_command, run_guarded
-from bot.domain.mirrors import Operation, list_project_mirrors
+from bot.commands.buttons import press
+from bot.commands.results import ApprovalNeeded, ChangeMade, MirrorList, SyncStarted
+from bot.commands.run import Actor
+from bot.domain.mirrors import list_project_mirrors
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import MirrorNotFound
 from bot.gitlab.refs import ProjectRef
@@ -19,18 +19,11 @@ from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.replies import render
 from bot.slack.blocks.text import context as context_block
 from bot.slack.delivery import Respond, deliver
-from bot.slack.ids import MirrorActions, MirrorRef
+from bot.slack.ids import MirrorRef
 from bot.slack.listeners.events.app_home import publish_home
 from bot.slack.listeners.guard import report_failure
 
-_CHANGES = {
-    MirrorActions.SYNC: Operation.SYNC,
-    MirrorActions.ENABLE: Operation.ENABLE,
-    MirrorActions.DISABLE: Operation.DISABLE,
-    MirrorActions.DELETE: Operation.DELETE,
-    MirrorActions.PULL_SYNC: Operation.PULL_SYNC,
-}
-_READS = {MirrorActions.PUBLIC_KEY: "key", MirrorActions.DETAILS: "show"}
+_CHANGES = (ChangeMade, SyncStarted, ApprovalNeeded)
 
 
 def actor_of(body: dict[str, Any]) -> Actor:
@@ -50,6 +43,15 @@ def from_home(body: dict[str, Any]) -> bool:
     return bool(body.get("container", {}).get("type") == "view")
 
 
+def direct_message(client: AsyncWebClient, user_id: str) -> Respond:
+    async def send(**message: Any) -> Any:
+        message.pop("replace_original", None)
+        message.pop("response_type", None)
+        return await client.chat_postMessage(channel=user_id, **message)
+
+    return send
+
+
 async def handle_mirror_button(
     ack: Any,
     body: dict[str, Any],
@@ -63,37 +65,12 @@ async def handle_mirror_button(
     actor = actor_of(body)
     if respond is None:  # App Home: no response_url; answer in the app's DM
         respond = direct_message(client, actor.user_id)
-    target = MirrorRef.model_validate_json(action["value"])
-    project = ProjectRef(str(target.project_id))
-    action_id = MirrorActions(action["action_id"].removesuffix("-prev"))
     try:
-        gitlab = await services.accounts.gitlab_for(actor.slack_user)
-        if action_id is MirrorActions.PAGE:
-            listing = await list_project_mirrors(gitlab, project)
-            message = render(MirrorList(listing, target.offset or 0))
-            await respond(**message.as_kwargs(), replace_original=True)
+        reply = await press(action["action_id"], action["value"], actor, services)
+        if isinstance(reply, MirrorList):  # paging: the list replaces itself
+            await respond(**render(reply).as_kwargs(), replace_original=True)
             return
-        if action_id in _READS:
-            reply: Reply = await run_command(
-                Command(_READS[action_id], project, target.mirror_id), actor, services
-            )
-            await deliver(
-                reply,
-                client=client,
-                respond=respond,
-                channel_id=actor.channel_id,
-                user_id=actor.user_id,
-                services=services,
-            )
-            return
-        operation = _CHANGES[action_id]
-
-        async def change() -> Reply:
-            return await request_change(
-                gitlab, operation, project, target.mirror_id, {}, actor, services
-            )
-
-        reply = await run_guarded(change)
+        gitlab = await _gitlab_of(actor, services)
         await deliver(
             reply,
             client=client,
@@ -103,21 +80,23 @@ async def handle_mirror_button(
             services=services,
             gitlab=gitlab,
         )
+        if not isinstance(reply, _CHANGES) or gitlab is None:
+            return
+        target = MirrorRef.model_validate_json(action["value"])
         if from_home(body):
             await publish_home(actor.slack_user, client, services)
         elif target.mirror_id is not None:
-            await refresh_message(body, respond, gitlab, project, target.mirror_id)
+            await refresh_message(
+                body, respond, gitlab, ProjectRef(str(target.project_id)), target.mirror_id
+            )
     except Exception as exc:
         await report_failure(exc, respond)
 
 
-def direct_message(client: AsyncWebClient, user_id: str) -> Respond:
-    async def send(**message: Any) -> Any:
-        message.pop("replace_original", None)
-        message.pop("response_type", None)
-        return await client.chat_postMessage(channel=user_id, **message)
-
-    return send
+async def _gitlab_of(actor: Actor, services: Services) -> GitLabClient | None:
+    if await services.accounts.get(actor.slack_user) is None:
+        return None
+    return await services.accounts.gitlab_for(actor.slack_user)
 
 
 async def refresh_message(
@@ -143,7 +122,7 @@ async def refresh_message(
         None,
     )
     if position is None:
-        return
+        return  # an alert or another message kept current elsewhere
     try:
         mirror = await gitlab.get_push_mirror(project, mirror_id)
         replacement = mirror_blocks.mirror_row(int(project.value), mirror)

@@ -1,0 +1,131 @@
+"""What pressing a button does, for Slack and the console alike.
+
+A button carries an action id and a small value (`bot/slack/ids.py`); `press` acts on the
+mirror or approval it names, as the person who pressed, and returns a typed result.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.commands.parse import Command
+from bot.commands.results import Announcement, ApprovalDecided, MirrorList, Reply
+from bot.commands.run import Actor, request_change, run_command, run_guarded
+from bot.domain.accounts import SlackUser
+from bot.domain.approvals import ApprovalRefused
+from bot.domain.errors import DomainError
+from bot.domain.mirrors import (
+    Operation,
+    execute_operation,
+    list_project_mirrors,
+    require_maintainer,
+)
+from bot.domain.subscriptions import PULL_KEY, push_key
+from bot.gitlab.errors import GitLabError
+from bot.gitlab.refs import ProjectRef
+from bot.services import Services
+from bot.slack.blocks.text import slack_date
+from bot.slack.ids import AlertActions, ApprovalActions, ApprovalRef, MirrorActions, MirrorRef
+from bot.store.models import utcnow
+
+MUTE_FOR = timedelta(hours=24)
+_CHANGES = {
+    MirrorActions.SYNC: Operation.SYNC,
+    MirrorActions.ENABLE: Operation.ENABLE,
+    MirrorActions.DISABLE: Operation.DISABLE,
+    MirrorActions.DELETE: Operation.DELETE,
+    MirrorActions.PULL_SYNC: Operation.PULL_SYNC,
+}
+_READS = {MirrorActions.PUBLIC_KEY: "key", MirrorActions.DETAILS: "show"}
+
+
+async def press(action_id: str, value: str, actor: Actor, services: Services) -> Reply:
+    return await run_guarded(lambda: _press(action_id, value, actor, services))
+
+
+async def _press(action_id: str, value: str, actor: Actor, services: Services) -> Reply:
+    if action_id in set(ApprovalActions):
+        return await decide(
+            ApprovalActions(action_id),
+            ApprovalRef.model_validate_json(value).request_id,
+            actor,
+            services,
+        )
+    target = MirrorRef.model_validate_json(value)
+    project = ProjectRef(str(target.project_id))
+    if action_id == AlertActions.MUTE:
+        return await mute(project, target.mirror_id, actor, services)
+    mirror_action = MirrorActions(action_id.removesuffix("-prev"))
+    gitlab = await services.accounts.gitlab_for(actor.slack_user)
+    if mirror_action is MirrorActions.PAGE:
+        return MirrorList(await list_project_mirrors(gitlab, project), target.offset or 0)
+    if mirror_action in _READS:
+        return await run_command(
+            Command(_READS[mirror_action], project, target.mirror_id), actor, services
+        )
+    return await request_change(
+        gitlab, _CHANGES[mirror_action], project, target.mirror_id, {}, actor, services
+    )
+
+
+async def decide(
+    action: ApprovalActions, request_id: str, actor: Actor, services: Services
+) -> Reply:
+    """Approve, reject or cancel; an approved change runs with the requester's token."""
+    approval = await services.approvals.get(request_id)
+    if approval is None:
+        raise ApprovalRefused("that approval request no longer exists")
+    if action is ApprovalActions.CANCEL:
+        await services.approvals.cancel(request_id, actor.user_id)
+        return await _decided(request_id, services)
+    if actor.user_id == approval.requester_id and action is ApprovalActions.APPROVE:
+        raise ApprovalRefused(
+            "you cannot approve your own request — ask a colleague with the Maintainer role"
+        )
+    # The approver's own token must show at least Maintainer on the project.
+    approver_gitlab = await services.accounts.gitlab_for(actor.slack_user)
+    await require_maintainer(
+        approver_gitlab, ProjectRef.of(approval.project_id, approval.project_path)
+    )
+    if action is ApprovalActions.REJECT:
+        await services.approvals.reject(request_id, actor.user_id)
+        return await _decided(request_id, services)
+    operation = await services.approvals.approve(request_id, actor.user_id)
+    try:
+        requester = SlackUser(approval.team_id, approval.requester_id)
+        gitlab = await services.accounts.gitlab_for(requester)
+        outcome = await execute_operation(gitlab, operation)
+    except (GitLabError, DomainError) as exc:
+        await services.approvals.finish(
+            request_id,
+            succeeded=False,
+            result=f"<@{approval.requester_id}>'s request failed: {exc.user_message}",
+        )
+    else:
+        await services.approvals.finish(request_id, succeeded=True, result=outcome.summary)
+    return await _decided(request_id, services)
+
+
+async def _decided(request_id: str, services: Services) -> Reply:
+    approval = await services.approvals.get(request_id)
+    assert approval is not None
+    return ApprovalDecided(approval)
+
+
+async def mute(
+    project_ref: ProjectRef, mirror_id: int | None, actor: Actor, services: Services
+) -> Reply:
+    """Silence one mirror in this channel for 24 h: no alert, reminder or recovery."""
+    gitlab = await services.accounts.gitlab_for(actor.slack_user)
+    project = await gitlab.get_project(project_ref)
+    key = PULL_KEY if mirror_id is None else push_key(mirror_id)
+    until = utcnow() + MUTE_FOR
+    await services.subscriptions.mute(actor.channel_id, project.id, key, until, actor.user_id)
+    name = "the pull mirror" if mirror_id is None else f"mirror {mirror_id}"
+    unmute = "pull" if mirror_id is None else str(mirror_id)
+    return Announcement(
+        actor.user_id,
+        f":mute: <@{actor.user_id}> muted alerts for {name} of *{project.path_with_namespace}* "
+        f"here until {slack_date(until)} — `/mirror unmute {project.path_with_namespace} "
+        f"{unmute}` ends it",
+    )
