@@ -290,6 +290,43 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
     )
 
 
+@main.command("console")
+@click.option("--demo", is_flag=True, help="use the built-in GitLab simulator with samples")
+@click.option(
+    "--as",
+    "as_user",
+    metavar="SLACK_USER_ID",
+    help="act as this linked user (default: the first admin; in the demo, ada)",
+)
+@click.option(
+    "-c",
+    "command_text",
+    metavar="COMMAND",
+    help="run one command and exit: 0 if it succeeded, 1 if not",
+)
+def console(demo: bool, as_user: str | None, command_text: str | None) -> None:
+    """The /mirror commands in a terminal, answered as text."""
+    from rich.console import Console
+
+    from bot.console.app import run_console
+    from bot.console.demo import running_demo
+
+    out = Console(highlight=False, soft_wrap=True)
+    if demo:
+        with running_demo() as sandbox:
+            code = run(
+                lambda: run_console(
+                    sandbox.settings, as_user=as_user, command=command_text, demo=sandbox, out=out
+                )
+            )
+    else:
+        settings = settings_or_exit("MIRRORBOT_SECRET_KEY")
+        code = run(
+            lambda: run_console(settings, as_user=as_user, command=command_text, demo=None, out=out)
+        )
+    sys.exit(code)
+
+
 @main.command("audit")
 @click.option("--project", help="only this project (full path)")
 @click.option("--since", type=click.DateTime(), help="only entries from this UTC time on")

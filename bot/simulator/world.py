@@ -260,6 +260,15 @@ class World:
             mirror.last_update_started_at = now
             mirror.phase_ends_at = None
 
+    def succeed_at(self, mirror: SimPushMirror | SimPullMirror, moment: datetime) -> None:
+        """Record a finished update at `moment` (to start a demo or test from history)."""
+        with self.lock:
+            mirror.update_status = "finished"
+            mirror.last_error = None
+            mirror.last_update_at = mirror.last_successful_update_at = moment
+            mirror.last_update_started_at = moment - timedelta(seconds=3)
+            mirror.phase_ends_at = None
+
     def push(self, project: SimProject) -> None:
         """A git push: GitLab then updates every enabled push mirror."""
         with self.lock:

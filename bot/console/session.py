@@ -1,0 +1,248 @@
+"""A console session: read a line, run it like `/mirror …`, print what Slack would show.
+
+Numbers pick a button from the last answer; forms (login, add, edit, pull config) are asked
+as prompts, secrets without echo; `as USER` switches the acting user; `quit` leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from rich.console import Console
+
+from bot.commands.buttons import press
+from bot.commands.parse import Command, UsageError, parse_command
+from bot.commands.results import Info, Problem, Reply, SyncStarted
+from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
+from bot.console.render import Choice, to_terminal
+from bot.domain import monitor, outbox
+from bot.domain.mirrors import Operation, follow_push_mirror
+from bot.domain.validation import branch_regex_problem, mirror_url_problem
+from bot.gitlab.errors import PullMirrorNotConfigured
+from bot.gitlab.models import PullMirror
+from bot.gitlab.refs import ProjectRef
+from bot.services import Services
+from bot.slack.blocks.alerts import render_outbox
+from bot.slack.blocks.replies import render, sync_progress
+
+QUIT = {"quit", "exit", ":q"}
+Ask = Callable[[str], str]
+
+
+@dataclass
+class Prompter:
+    """How a form asks its questions; tests give answers instead of a keyboard."""
+
+    ask: Ask = input
+    secret: Ask = getpass.getpass
+
+    def text(self, label: str, default: str | None = None) -> str:
+        shown = f" [{default}]" if default else ""
+        answer = self.ask(f"{label}{shown}: ").strip()
+        return answer or (default or "")
+
+    def yes(self, label: str, default: bool) -> bool:
+        answer = self.ask(f"{label} [{'Y/n' if default else 'y/N'}]: ").strip().lower()
+        return default if not answer else answer in ("y", "yes")
+
+
+@dataclass
+class ConsoleSession:
+    services: Services
+    actor: Actor
+    out: Console
+    prompter: Prompter = field(default_factory=Prompter)
+    choices: list[Choice] = field(default_factory=list)
+
+    async def handle(self, line: str) -> bool:
+        """Run one line; True when it succeeded (what `-c` turns into the exit status)."""
+        line = line.strip()
+        if not line:
+            return True
+        if line.isdigit():
+            return await self.pick(int(line))
+        if line.split()[0] == "as" and len(line.split()) == 2:
+            self.actor = replace(self.actor, user_id=line.split()[1])
+            self.show(Info(f"you are now acting as {self.actor.user_id}"))
+            return True
+        try:
+            command = parse_command(line, self.services.settings.gitlab_url)
+        except UsageError as exc:
+            return self.show(Problem(exc.message, exc.usage))
+        if command.name in MODAL_COMMANDS:
+            return self.show(await run_guarded(lambda: self.form(command)))
+        reply = await run_command(command, self.actor, self.services)
+        ok = self.show(reply)
+        if isinstance(reply, SyncStarted):
+            await self.follow(reply)
+        return ok
+
+    async def pick(self, number: int) -> bool:
+        if not 1 <= number <= len(self.choices):
+            return self.show(
+                Problem(
+                    f"there is no choice {number}"
+                    + (
+                        f": pick 1 to {len(self.choices)}"
+                        if self.choices
+                        else ": the last answer had no buttons"
+                    )
+                )
+            )
+        choice = self.choices[number - 1]
+        reply = await press(choice.action_id, choice.value, self.actor, self.services)
+        ok = self.show(reply)
+        if isinstance(reply, SyncStarted):
+            await self.follow(reply)
+        return ok
+
+    def show(self, reply: Reply) -> bool:
+        renderable, choices = to_terminal(render(reply))
+        self.out.print(renderable)
+        if choices:
+            self.choices = choices
+        return not isinstance(reply, Problem)
+
+    async def follow(self, reply: SyncStarted, *, give_up_after: float = 60.0) -> None:
+        """Print each mirror's status as it changes until it settles, as Slack's reply does."""
+        gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
+        ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
+        current = {m.id: m for m in reply.mirrors}
+        for mirror_id in list(current):
+            async for mirror in follow_push_mirror(
+                gitlab, ref, mirror_id, interval=0.5, give_up_after=give_up_after
+            ):
+                current[mirror_id] = mirror
+        settled = replace(reply, mirrors=[current[m.id] for m in reply.mirrors])
+        self.out.print(to_terminal(sync_progress(settled, finished=True))[0])
+
+    # --- forms: the modals as prompts --------------------------------------------------------
+
+    async def form(self, command: Command) -> Reply:
+        if command.name == "login":
+            token = self.prompter.secret("GitLab personal access token (input hidden): ")
+            link = await self.services.accounts.link(
+                self.actor.slack_user, token, linked_by=self.actor.user_id
+            )
+            return Info(
+                f"linked to GitLab user {link.gitlab_username} "
+                f"({', '.join(link.scopes) or 'unknown scopes'})"
+            )
+        assert command.project is not None
+        gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
+        if command.name == "pull-config":
+            try:
+                pull: PullMirror | None = await gitlab.get_pull_mirror(command.project)
+            except PullMirrorNotConfigured:
+                pull = None
+            attributes = self.ask_pull_config(pull)
+            operation = Operation.PULL_CONFIG
+        elif command.mirror_id is None:
+            attributes, operation = self.ask_push_mirror(None), Operation.ADD
+        else:
+            current = await gitlab.get_push_mirror(command.project, command.mirror_id)
+            self.out.print(
+                f"Editing push mirror {current.id} → {current.url} "
+                "(GitLab cannot change a mirror's URL)"
+            )
+            attributes, operation = self.ask_push_mirror(current), Operation.EDIT
+        return await request_change(
+            gitlab,
+            operation,
+            command.project,
+            command.mirror_id,
+            attributes,
+            self.actor,
+            self.services,
+        )
+
+    def ask_push_mirror(self, current: Any) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        if current is None:
+            attributes["url"] = self._valid(
+                lambda: self.prompter.text("Target repository URL"), mirror_url_problem
+            )
+        auth = self.prompter.text(
+            "Authentication: password or ssh_public_key",
+            current.auth_method if current else "password",
+        )
+        if auth not in ("password", "ssh_public_key"):
+            raise UsageError("authentication is `password` or `ssh_public_key`")
+        attributes["auth_method"] = auth
+        attributes["enabled"] = self.prompter.yes("Enabled", current.enabled if current else True)
+        attributes["keep_divergent_refs"] = self.prompter.yes(
+            "Keep divergent refs", bool(current and current.keep_divergent_refs)
+        )
+        protected = self.prompter.yes(
+            "Only protected branches", bool(current and current.only_protected_branches)
+        )
+        regex = (
+            self.prompter.text(
+                "Branch filter (regular expression, empty for none)",
+                current.mirror_branch_regex if current else None,
+            )
+            or None
+        )
+        if problem := branch_regex_problem(regex, protected):
+            raise UsageError(problem)
+        if regex:
+            attributes["mirror_branch_regex"] = regex
+        else:
+            attributes["only_protected_branches"] = protected
+        return attributes
+
+    def ask_pull_config(self, current: PullMirror | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        url = self.prompter.text("Source repository URL" + (" (empty keeps it)" if current else ""))
+        if url:
+            if problem := mirror_url_problem(url):
+                raise UsageError(problem)
+            attributes["url"] = url
+        elif current is None:
+            raise UsageError("a new pull mirror needs a source URL")
+        if user := self.prompter.text("Username (empty for none)"):
+            attributes["auth_user"] = user
+        if password := self.prompter.secret("Password or token (input hidden, empty for none): "):
+            attributes["auth_password"] = password
+        attributes["enabled"] = self.prompter.yes("Enabled", current.enabled if current else True)
+        attributes["mirror_trigger_builds"] = self.prompter.yes(
+            "Trigger pipelines", bool(current and current.mirror_trigger_builds)
+        )
+        attributes["only_mirror_protected_branches"] = self.prompter.yes(
+            "Only protected branches", bool(current and current.only_mirror_protected_branches)
+        )
+        attributes["mirror_overwrites_diverged_branches"] = self.prompter.yes(
+            "Overwrite diverged branches",
+            bool(current and current.mirror_overwrites_diverged_branches),
+        )
+        return attributes
+
+    def _valid(self, ask: Callable[[], str], problem_of: Callable[[str], str | None]) -> str:
+        value = ask()
+        if problem := problem_of(value):
+            raise UsageError(problem)
+        return value
+
+
+async def print_alerts_forever(session: ConsoleSession, every: float = 2.0) -> None:
+    """Demo only: scan the watched projects and print the alerts for the console channel."""
+    services = session.services
+    gitlab = services.service_gitlab()
+    assert gitlab is not None
+    remind_after = timedelta(seconds=services.settings.mirrorbot_remind_after)
+    while True:
+        with contextlib.suppress(Exception):
+            await monitor.scan(services.sessions, gitlab, concurrency=4, remind_after=remind_after)
+            for message in await outbox.claim_due(services.sessions):
+                renderable, choices = to_terminal(render_outbox(message.kind, message.payload))
+                session.out.print(renderable)
+                if choices:  # the alert's buttons can be picked like any others
+                    session.choices = choices
+                await outbox.mark_sent(services.sessions, message.id, None)
+        await asyncio.sleep(every)

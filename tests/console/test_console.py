@@ -1,0 +1,197 @@
+"""`mirrorbot console`: the same commands, results and rendering as Slack, in a terminal."""
+
+import io
+import subprocess
+import sys
+
+import pytest
+from rich.console import Console
+
+from bot.commands.results import MirrorList
+from bot.console.app import run_console
+from bot.console.demo import running_demo
+from bot.console.render import to_terminal
+from bot.domain.mirrors import ProjectMirrors
+from bot.gitlab.models import Project, PushMirror
+from bot.slack.blocks import mirrors as mirror_blocks
+from bot.slack.blocks.replies import render
+
+
+def console(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--demo", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# --- non-interactive: -c, as scripts use it ---------------------------------------------------
+
+
+def test_list_prints_the_mirrors_and_succeeds():
+    result = console("-c", "list demo/website")
+    assert result.returncode == 0, result.stderr
+    assert "demo/website — 3 push mirrors" in result.stdout
+    assert "https://*****:*****@github.example.org/acme/website.git" in result.stdout
+    assert "hunter2" not in result.stdout
+    assert "[1] Sync now" in result.stdout
+
+
+def test_the_leading_slash_command_is_optional():
+    assert console("-c", "/mirror show demo/api 4").returncode == 0
+
+
+def test_show_and_key():
+    show = console("-c", "show demo/api 4")
+    assert "Authentication failed" in show.stdout
+    key = console("-c", "key demo/website 2")
+    assert key.returncode == 0 and "ssh-ed25519" in key.stdout
+
+
+def test_bad_input_fails_with_one_line():
+    result = console("-c", "show demo/website twelve")
+    assert result.returncode == 1
+    assert "is not a mirror id" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert console("-c", "key demo/website 1").returncode == 1  # a password mirror
+
+
+def test_sync_follows_the_mirror_until_it_settles():
+    result = console("-c", "sync demo/website 1")
+    assert result.returncode == 0
+    assert "● finished" in result.stdout.split("Following the sync")[-1]
+
+
+def test_a_change_that_needs_approval_succeeds_by_asking():
+    result = console("-c", "disable demo/website 1")
+    assert result.returncode == 0
+    assert "asks to disable push mirror" in result.stdout
+    assert "[1] Approve" in result.stdout
+
+
+# --- interactive: a scripted session through standard input -----------------------------------
+
+
+def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
+    script = (
+        "\n".join(
+            [
+                "list demo/website",
+                "11",  # Enable on the disabled mirror 3
+                "delete demo/website 1",
+                "1",  # Approve: refused, it is ada's own request
+                "as UGRACE",
+                "approvals",
+                "1",  # grace approves
+                "list demo/website",
+                "frobnicate",
+                "quit",
+            ]
+        )
+        + "\n"
+    )
+    result = console(stdin=script)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "@UADA enabled push mirror 3" in out
+    assert "you cannot approve your own request" in out
+    assert "you are now acting as UGRACE" in out
+    assert "executed by @UGRACE" in out
+    assert "demo/website — 2 push mirrors" in out  # mirror 1 is gone
+    assert "unknown command frobnicate" in out
+
+
+def test_end_of_input_leaves_cleanly():
+    result = console(stdin="help\n")
+    assert result.returncode == 0 and "Mirrorbot" in result.stdout
+
+
+async def test_forms_are_prompts_and_secrets_are_not_echoed():
+    answers = iter(["https://bot:tok@new.example.org/x.git", "password", "y", "n", "n", ""])
+    secrets: list[str] = []
+    out = io.StringIO()
+    with running_demo() as demo:
+        from bot.console.app import _demo_actor
+        from bot.console.session import ConsoleSession, Prompter
+        from bot.services import build_services
+        from bot.store.migrate import upgrade_database
+
+        upgrade_database(demo.settings.database_url)
+        services = build_services(demo.settings)
+        try:
+            actor = await _demo_actor(services, demo, None)
+            session = ConsoleSession(
+                services,
+                actor,
+                Console(file=out, width=200),
+                Prompter(ask=lambda _: next(answers), secret=lambda p: secrets.append(p) or "x"),
+            )
+            assert await session.handle("add demo/api")
+            assert "added push mirror" in out.getvalue()
+            answers = iter(["", "puller", "y", "n", "n", "n"])
+            session.prompter = Prompter(
+                ask=lambda _: next(answers), secret=lambda p: secrets.append(p) or "pw-secret"
+            )
+            assert await session.handle("pull config demo/website")
+            assert "asks to configure the pull mirror" in out.getvalue()
+            assert "pw-secret" not in out.getvalue()
+            assert any("hidden" in prompt for prompt in secrets)
+        finally:
+            await services.close()
+
+
+async def test_the_demo_alert_appears_in_the_console():
+    import asyncio
+
+    from bot.console.session import print_alerts_forever
+
+    out = io.StringIO()
+    with running_demo() as demo:
+        from bot.console.app import _demo_actor
+        from bot.console.session import ConsoleSession
+        from bot.services import build_services
+        from bot.store.migrate import upgrade_database
+
+        upgrade_database(demo.settings.database_url)
+        services = build_services(demo.settings)
+        try:
+            session = ConsoleSession(
+                services, await _demo_actor(services, demo, None), Console(file=out, width=200)
+            )
+            task = asyncio.create_task(print_alerts_forever(session, every=0.1))
+            for _ in range(100):
+                if "Mirror failing" in out.getvalue():
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+            assert "Mirror failing — push mirror 4 of demo/api" in out.getvalue()
+            assert "[1] Retry sync" in out.getvalue()
+        finally:
+            await services.close()
+
+
+# --- one rendering for both -------------------------------------------------------------------
+
+
+def test_slack_and_console_render_from_the_same_helpers(monkeypatch: pytest.MonkeyPatch):
+    mirror = PushMirror(id=9, url="https://h.example/x.git", enabled=True, update_status="finished")
+    reply = MirrorList(
+        ProjectMirrors(Project(id=1, path_with_namespace="g/p"), [mirror], None, None)
+    )
+    original = mirror_blocks.push_mirror_summary
+    # A new field in one rendering helper...
+    monkeypatch.setattr(
+        mirror_blocks, "push_mirror_summary", lambda m: original(m) + "\nregion: *eu-west*"
+    )
+    slack_text = str(render(reply).blocks)
+    buffer = io.StringIO()
+    Console(file=buffer, width=200).print(to_terminal(render(reply))[0])
+    # ...reaches Slack and the console alike.
+    assert "region: *eu-west*" in slack_text
+    assert "region: eu-west" in buffer.getvalue()
+
+
+def test_run_console_is_importable_without_a_terminal():
+    assert callable(run_console)
