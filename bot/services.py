@@ -12,6 +12,7 @@ from bot.domain.accounts import Accounts
 from bot.domain.approvals import Approvals
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import Subscriptions
+from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory
@@ -36,7 +37,8 @@ class Services:
     approvals: Approvals
     subscriptions: Subscriptions
     follow: FollowTiming
-    refresh_concurrency: int = 20
+    # One budget per process for the service token: the monitor and `status --refresh`.
+    budget: RequestBudget
 
     @property
     def approval_required(self) -> frozenset[Operation]:
@@ -47,7 +49,9 @@ class Services:
 
     def service_gitlab(self) -> GitLabClient | None:
         token = self.settings.gitlab_service_token
-        return GitLabClient(self.gitlab_http, token.get_secret_value()) if token else None
+        if token is None:
+            return None
+        return GitLabClient(self.gitlab_http, token.get_secret_value(), budget=self.budget)
 
     async def close(self) -> None:
         await self.gitlab_http.aclose()
@@ -70,4 +74,5 @@ def build_services(
         approvals=Approvals(sessions, cipher),
         subscriptions=Subscriptions(sessions),
         follow=follow or FollowTiming(),
+        budget=RequestBudget(settings.mirrorbot_gitlab_requests_per_minute),
     )

@@ -20,7 +20,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain import inbox, monitor
-from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient
 from bot.services import Services
 from bot.slack.background import expire_approvals_once
@@ -49,15 +48,10 @@ class Workers:
         self.services = services
         self.slack = slack
         self.timing = timing or WorkerTiming()
-        settings = services.settings
-        self.budget = RequestBudget(settings.mirrorbot_gitlab_requests_per_minute)
         self._tasks: list[asyncio.Task[None]] = []
 
     def service_gitlab(self) -> GitLabClient | None:
-        token = self.services.settings.gitlab_service_token
-        if token is None:
-            return None
-        return GitLabClient(self.services.gitlab_http, token.get_secret_value(), budget=self.budget)
+        return self.services.service_gitlab()
 
     def start(self) -> None:
         loops: list[tuple[str, Callable[[], Awaitable[object]], float]] = [

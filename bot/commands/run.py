@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from bot.commands.parse import Command, UsageError, parse_command
@@ -29,6 +30,7 @@ from bot.commands.results import (
     SyncStarted,
     Watching,
 )
+from bot.domain import monitor
 from bot.domain.accounts import SlackUser
 from bot.domain.changes import perform_change
 from bot.domain.errors import DomainError, NotAllowed
@@ -38,7 +40,7 @@ from bot.domain.mirrors import (
     list_project_mirrors,
     require_maintainer,
 )
-from bot.domain.subscriptions import PULL_KEY, push_key, refresh_observations
+from bot.domain.subscriptions import PULL_KEY, push_key
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import Project
@@ -219,6 +221,8 @@ async def sync_all(
 
 
 async def status_report(channel_id: str, services: Services, *, refresh: bool) -> Reply:
+    """Answer from the monitor's observations; `refresh` checks GitLab first (the same
+    check the monitor makes, so a failure it finds alerts too)."""
     subscriptions = await services.subscriptions.of_channel(channel_id)
     if not subscriptions:
         return Info("this channel watches no project — start with `/mirror watch PROJECT`")
@@ -227,8 +231,12 @@ async def status_report(channel_id: str, services: Services, *, refresh: bool) -
         gitlab = services.service_gitlab()
         if gitlab is None:
             raise NotAllowed("`--refresh` needs GITLAB_SERVICE_TOKEN to be configured")
-        await refresh_observations(
-            services.sessions, gitlab, project_ids, concurrency=services.refresh_concurrency
+        await monitor.check_projects(
+            services.sessions,
+            gitlab,
+            [(s.project_id, s.project_path) for s in subscriptions],
+            concurrency=services.settings.mirrorbot_monitor_concurrency,
+            remind_after=timedelta(seconds=services.settings.mirrorbot_remind_after),
         )
     observations = await services.subscriptions.observations(project_ids)
     oldest = min((o.observed_at for o in observations), default=None)

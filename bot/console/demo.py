@@ -4,10 +4,10 @@ demo users and a fresh SQLite database, so every command works with no Slack or 
 from __future__ import annotations
 
 import tempfile
-from datetime import timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from bot.config import Settings, load_settings

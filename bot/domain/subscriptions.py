@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.gitlab.client import GitLabClient
-from bot.gitlab.errors import GitLabError, InsufficientRole, PullMirrorNotConfigured
+from bot.gitlab.errors import InsufficientRole, PullMirrorNotConfigured
 from bot.gitlab.models import Project, PullMirror, PushMirror
 from bot.gitlab.refs import ProjectRef
 from bot.store.db import transaction
@@ -239,69 +238,3 @@ async def observe_project(
     except (PullMirrorNotConfigured, InsufficientRole):
         pull = None
     return path, push, pull
-
-
-async def refresh_observations(
-    sessions: async_sessionmaker[AsyncSession],
-    gitlab: GitLabClient,
-    project_ids: list[int],
-    *,
-    concurrency: int,
-) -> list[str]:
-    """Re-read GitLab for these projects, `concurrency` at a time; store what was seen.
-    Returns one line per project that could not be read."""
-    limit = asyncio.Semaphore(concurrency)
-    problems: list[str] = []
-
-    async def one(project_id: int) -> None:
-        async with limit:
-            try:
-                path, push, pull = await observe_project(gitlab, project_id)
-            except GitLabError as exc:
-                problems.append(f"project {project_id}: {exc.user_message}")
-                return
-        await store_observations(sessions, project_id, path, push, pull)
-
-    await asyncio.gather(*(one(project_id) for project_id in project_ids))
-    return problems
-
-
-async def store_observations(
-    sessions: async_sessionmaker[AsyncSession],
-    project_id: int,
-    project_path: str,
-    push: list[PushMirror],
-    pull: PullMirror | None,
-) -> None:
-    """Upsert the latest observation of each mirror (alert state is left alone)."""
-    now = utcnow()
-    seen: dict[str, PushMirror | PullMirror] = {push_key(m.id): m for m in push}
-    if pull is not None:
-        seen[PULL_KEY] = pull
-    async with transaction(sessions) as session:
-        rows = {
-            row.mirror_key: row
-            for row in (
-                await session.scalars(
-                    select(MirrorState).where(MirrorState.project_id == project_id)
-                )
-            ).all()
-        }
-        for key, gone in rows.items():
-            if key not in seen:
-                await session.delete(gone)  # the mirror was deleted in GitLab
-        for key, mirror in seen.items():
-            row: MirrorState | None = rows.get(key)
-            if row is None:
-                row = MirrorState(
-                    project_id=project_id, mirror_key=key, alert_state="ok", episode=0
-                )
-                session.add(row)
-            row.project_path = project_path
-            row.url = mirror.url
-            row.enabled = mirror.enabled
-            row.update_status = mirror.update_status
-            row.last_error = mirror.last_error
-            row.last_successful_update_at = mirror.last_successful_update_at
-            row.last_update_at = mirror.last_update_at
-            row.observed_at = now
