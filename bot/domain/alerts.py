@@ -85,6 +85,15 @@ def snapshots(push: list[PushMirror], pull: PullMirror | None) -> list[Snapshot]
     return found
 
 
+@dataclass(frozen=True)
+class ProjectCheck:
+    """What one check of one project saw."""
+
+    project_id: int
+    project_path: str
+    seen: list[Snapshot]
+
+
 async def apply_check(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -95,10 +104,23 @@ async def apply_check(
     now: datetime | None = None,
 ) -> None:
     """Record what a check saw and make the alert transitions it implies."""
+    await apply_checks(
+        sessions, [ProjectCheck(project_id, project_path, seen)], remind_after=remind_after, now=now
+    )
+
+
+async def apply_checks(
+    sessions: async_sessionmaker[AsyncSession],
+    checks: list[ProjectCheck],
+    *,
+    remind_after: timedelta,
+    now: datetime | None = None,
+) -> None:
+    """Apply many projects' checks in one transaction (a scan writes in batches)."""
     for attempt in range(3):
         try:
             async with transaction(sessions) as session:
-                await _apply(session, project_id, project_path, seen, remind_after, now or utcnow())
+                await _apply(session, checks, remind_after, now or utcnow())
             return
         except IntegrityError:
             # Another checker created the same mirror's row at the same moment: go again,
@@ -108,48 +130,56 @@ async def apply_check(
 
 
 async def _apply(
-    session: AsyncSession,
-    project_id: int,
-    project_path: str,
-    seen: list[Snapshot],
-    remind_after: timedelta,
-    now: datetime,
+    session: AsyncSession, checks: list[ProjectCheck], remind_after: timedelta, now: datetime
 ) -> None:
-    rows = {
-        row.mirror_key: row
-        for row in (
-            await session.scalars(
-                select(MirrorState)
-                .where(MirrorState.project_id == project_id)
-                .order_by(MirrorState.id)
-                .with_for_update()
+    project_ids = [check.project_id for check in checks]
+    states: dict[int, dict[str, MirrorState]] = {pid: {} for pid in project_ids}
+    for row in (
+        await session.scalars(
+            select(MirrorState)
+            .where(MirrorState.project_id.in_(project_ids))
+            .order_by(MirrorState.id)
+            .with_for_update()
+        )
+    ).all():
+        states[row.project_id][row.mirror_key] = row
+    channels: dict[int, list[str]] = {pid: [] for pid in project_ids}
+    for project_id, channel in (
+        await session.execute(
+            select(Subscription.project_id, Subscription.channel_id).where(
+                Subscription.project_id.in_(project_ids)
             )
-        ).all()
-    }
-    channels = list(
-        (
-            await session.scalars(
-                select(Subscription.channel_id).where(Subscription.project_id == project_id)
+        )
+    ).all():
+        channels[project_id].append(channel)
+    muted: dict[int, set[tuple[str, str]]] = {pid: set() for pid in project_ids}
+    for mute in (
+        await session.scalars(
+            select(Mute).where(Mute.project_id.in_(project_ids), Mute.muted_until > now)
+        )
+    ).all():
+        muted[mute.project_id].add((mute.channel_id, mute.mirror_key))
+    for check in checks:
+        context = _Context(
+            session,
+            check.project_id,
+            check.project_path,
+            channels[check.project_id],
+            muted[check.project_id],
+            remind_after,
+            now,
+        )
+        rows = states[check.project_id]
+        current = {snap.key for snap in check.seen}
+        for key, row in rows.items():
+            if key not in current:
+                await context.resolve(row, None, "deleted")
+                await session.delete(row)
+        for snap in check.seen:
+            state = rows.get(snap.key) or await _new_state(
+                session, check.project_id, check.project_path, snap
             )
-        ).all()
-    )
-    muted = {
-        (m.channel_id, m.mirror_key)
-        for m in (
-            await session.scalars(
-                select(Mute).where(Mute.project_id == project_id, Mute.muted_until > now)
-            )
-        ).all()
-    }
-    context = _Context(session, project_id, project_path, channels, muted, remind_after, now)
-    current = {snap.key for snap in seen}
-    for key, row in rows.items():
-        if key not in current:
-            await context.resolve(row, None, "deleted")
-            await session.delete(row)
-    for snap in seen:
-        state = rows.get(snap.key) or await _new_state(session, project_id, project_path, snap)
-        await context.observe(state, snap)
+            await context.observe(state, snap)
 
 
 async def _new_state(

@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain.alerts import apply_check, snapshots
+from bot.domain.alerts import ProjectCheck, apply_checks, snapshots
 from bot.domain.subscriptions import observe_project
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
@@ -52,12 +52,8 @@ async def check_project(
     remind_after: timedelta,
 ) -> None:
     path, push, pull = await observe_project(gitlab, project_id, path)
-    await apply_check(
-        sessions,
-        project_id=project_id,
-        project_path=path,
-        seen=snapshots(push, pull),
-        remind_after=remind_after,
+    await apply_checks(
+        sessions, [ProjectCheck(project_id, path, snapshots(push, pull))], remind_after=remind_after
     )
 
 
@@ -68,21 +64,49 @@ async def check_projects(
     *,
     concurrency: int,
     remind_after: timedelta,
+    batch: int = 100,
 ) -> ScanResult:
+    """Read GitLab `concurrency` projects at a time; one writer applies what they saw in
+    batches, as it arrives, so the database is never the bottleneck and a failure found
+    early in a long scan alerts at once."""
     started = time.monotonic()
     result = ScanResult()
     limit = asyncio.Semaphore(concurrency)
+    seen: asyncio.Queue[ProjectCheck | None] = asyncio.Queue()
 
-    async def one(project_id: int, path: str | None) -> None:
+    async def read(project_id: int, path: str | None) -> None:
         async with limit:
             try:
-                await check_project(sessions, gitlab, project_id, path, remind_after=remind_after)
-                result.checked += 1
+                path, push, pull = await observe_project(gitlab, project_id, path)
             except GitLabError as exc:
                 result.problems.append(f"project {project_id}: {exc.user_message}")
                 log.warning("could not check project %s: %s", project_id, exc.user_message)
+                return
+        await seen.put(ProjectCheck(project_id, path, snapshots(push, pull)))
 
-    await asyncio.gather(*(one(project_id, path) for project_id, path in projects))
+    async def write() -> None:
+        done = False
+        while not done:
+            checks = []
+            item = await seen.get()
+            while True:
+                if item is None:
+                    done = True
+                    break
+                checks.append(item)
+                if len(checks) >= batch or seen.empty():
+                    break
+                item = seen.get_nowait()
+            if checks:
+                await apply_checks(sessions, checks, remind_after=remind_after)
+                result.checked += len(checks)
+
+    writer = asyncio.create_task(write())
+    try:
+        await asyncio.gather(*(read(project_id, path) for project_id, path in projects))
+    finally:
+        await seen.put(None)
+        await writer
     result.seconds = time.monotonic() - started
     return result
 

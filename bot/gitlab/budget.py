@@ -12,12 +12,20 @@ class RequestBudget:
     """Sliding-window limiter: `acquire` waits until a request fits in the last minute."""
 
     def __init__(
-        self, per_minute: int, *, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self,
+        per_minute: int,
+        *,
+        window: float = 60.0,
+        margin: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_minute <= 0:
             raise ValueError("the budget must allow at least one request per minute")
         self.per_minute = per_minute
-        self._window = window
+        # Requests reach GitLab a little after they leave (a new connection takes longer
+        # than a warm one); a slightly longer window keeps that jitter from putting more
+        # than the budget into one of GitLab's windows.
+        self._window = window * (1 + margin)
         self._clock = clock
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()

@@ -34,6 +34,7 @@ from bot.gitlab.models import (
     PushMirrorUpdate,
 )
 from bot.gitlab.refs import ProjectRef
+from bot.gitlab.transport import AiohttpTransport
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -45,13 +46,15 @@ def create_http_client(
     gitlab_url: str, *, timeout: float = 10.0, max_connections: int = 100
 ) -> httpx.AsyncClient:
     """The process-wide pooled HTTP client for GitLab's API (`<gitlab_url>/api/v4`)."""
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
     return httpx.AsyncClient(
         base_url=f"{gitlab_url.rstrip('/')}/api/v4",
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        limits=limits,
         headers={"User-Agent": f"mirrorbot/{__version__}"},
+        transport=AiohttpTransport(max_connections=max_connections),
     )
 
 
@@ -271,7 +274,9 @@ class GitLabClient:
         answer: httpx.Response | None = None
         try:
             answer = await self._request(call)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except httpx.ConnectError as exc:
+            # Refused: the request certainly never left. (A connect *timeout* is not treated
+            # so: some transports report a dropped connection as one.)
             raise _NotSent(errors.GitLabUnreachable("connection refused")) from exc
         except httpx.PoolTimeout as exc:
             raise _NotSent(errors.GitLabTimeout()) from exc

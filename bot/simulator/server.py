@@ -1,14 +1,22 @@
-"""The simulator's HTTP front: a threaded stdlib server on 127.0.0.1 serving `/api/v4`."""
+"""The simulator's HTTP front: GitLab's `/api/v4` served by uvicorn on 127.0.0.1.
+
+An ASGI app on its own event loop (in a thread), so hundreds of concurrent requests with
+simulated latency cost no thread each: the simulator must not be what a benchmark
+measures. The routes themselves are plain functions (`api.py`) over the `World`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
+
+import uvicorn
 
 from bot.simulator.api import Request, Response, handle_request, parse_body
 from bot.simulator.faults import Fault, FaultPlan
@@ -26,6 +34,7 @@ class RecordedRequest:
     username: str | None
     body: dict[str, Any]
     status: int
+    at: float = field(default_factory=time.monotonic)  # when it arrived (as rate limits count)
 
 
 @dataclass
@@ -50,6 +59,10 @@ class RequestLog:
             self.entries.clear()
 
 
+class _DroppedConnection(Exception):
+    """Raised mid-response: uvicorn then closes the connection without a complete answer."""
+
+
 class GitLabSimulator:
     """A simulated GitLab on 127.0.0.1. Use as a context manager or start()/stop()."""
 
@@ -57,28 +70,43 @@ class GitLabSimulator:
         self.world = world or World()
         self.faults = FaultPlan()
         self.requests = RequestLog()
-        self._server = _Server(("127.0.0.1", port), _Handler)
-        self._server.simulator = self
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self.port = self._socket.getsockname()[1]
         self.world.web_url = self.url
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="gitlab-sim",
-            daemon=True,
+        # interface="asgi3": uvicorn cannot tell that a bound method is an ASGI 3 app.
+        config = uvicorn.Config(
+            self._app,
+            interface="asgi3",
+            lifespan="off",
+            log_level="critical",
+            access_log=False,
+            timeout_keep_alive=30,
+            backlog=1024,
         )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="gitlab-sim", daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._socket]))
 
     def start(self) -> GitLabSimulator:
         self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the GitLab simulator did not start")
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
 
     def __enter__(self) -> GitLabSimulator:
         return self.start()
@@ -89,99 +117,76 @@ class GitLabSimulator:
     def inject(self, fault: Fault) -> Fault:
         return self.faults.add(fault)
 
+    # --- the ASGI app --------------------------------------------------------------------
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    simulator: GitLabSimulator
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # Without TCP_NODELAY every response stalls ~40 ms on delayed ACKs.
-    disable_nagle_algorithm = True
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: tests assert on the request log instead
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        simulator = self.server.simulator
-        parts = urlsplit(self.path)
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if simulator.faults.latency:
-            time.sleep(simulator.faults.latency)
-        path = parts.path.removeprefix(API_PREFIX)
-        for fault in simulator.faults.take(self.command, path):
-            if fault.kind == "latency":
-                time.sleep(fault.delay)
-            elif fault.kind == "drop":
-                self.close_connection = True
-                return  # no response at all: the client sees the connection close
-            else:
-                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
-                body: Any = (
-                    "Retry later"
-                    if fault.status == 429
-                    else {"message": "500 Internal Server Error"}
-                )
-                self._send(Response(fault.status, body, headers))
-                simulator.requests.add(RecordedRequest(self.command, path, None, {}, fault.status))
-                return
-        token = self.headers.get("PRIVATE-TOKEN")
-        if token is None and (self.headers.get("Authorization") or "").startswith("Bearer "):
-            token = self.headers["Authorization"][len("Bearer ") :]
-        try:
-            body_data = parse_body(raw, self.headers.get("Content-Type") or "")
-        except ApiError as exc:
-            self._send(Response(exc.status, exc.body))
+    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
             return
-        host, port = self.server.server_address[:2]
-        request = Request(
-            self.command,
-            path,
-            dict(parse_qsl(parts.query)),
-            body_data,
-            token,
-            base_url=f"http://{host!s}:{port}{API_PREFIX}",
+        arrived = time.monotonic()
+        raw = b""
+        more = True
+        while more:
+            message = await receive()
+            raw += message.get("body", b"")
+            more = message.get("more_body", False)
+        method = scope["method"]
+        path = scope["path"].removeprefix(API_PREFIX)
+        if scope.get("raw_path"):  # keep %2F in project paths, as GitLab's router sees them
+            path = scope["raw_path"].decode().split("?", 1)[0].removeprefix(API_PREFIX)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        for fault in self.faults.take(method, path):
+            if fault.kind == "latency":
+                await asyncio.sleep(fault.delay)
+            elif fault.kind == "drop":
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", b"100")],
+                    }
+                )
+                raise _DroppedConnection("fault injected: connection dropped")
+            else:
+                extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                body: Any = (
+                    "Retry later" if fault.status == 429 else {"message": f"{fault.status} Error"}
+                )
+                self.requests.add(RecordedRequest(method, path, None, {}, fault.status, arrived))
+                await _send(send, Response(fault.status, body, extra))
+                return
+        token = headers.get("private-token")
+        if token is None and headers.get("authorization", "").startswith("Bearer "):
+            token = headers["authorization"][len("Bearer ") :]
+        try:
+            body_data = parse_body(raw, headers.get("content-type", ""))
+        except ApiError as exc:
+            await _send(send, Response(exc.status, exc.body))
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+        request = Request(method, path, query, body_data, token, base_url=f"{self.url}{API_PREFIX}")
+        response = handle_request(self.world, request)
+        known = self.world.tokens.get(token or "")
+        username = self.world.users[known.user_id].username if known else None
+        self.requests.add(
+            RecordedRequest(method, path, username, body_data, response.status, arrived)
         )
-        response = handle_request(simulator.world, request)
-        user = simulator.world.tokens.get(token or "")
-        username = simulator.world.users[user.user_id].username if user else None
-        simulator.requests.add(
-            RecordedRequest(self.command, path, username, body_data, response.status)
-        )
-        self._send(response)
+        await _send(send, response)
 
-    def _send(self, response: Response) -> None:
-        if response.body is None or response.status == 204:
-            payload = b""
-            content_type = None
-        elif isinstance(response.body, str):
-            payload = response.body.encode()
-            content_type = "text/plain"
-        else:
-            payload = json.dumps(response.body).encode()
-            content_type = "application/json"
-        self.send_response(response.status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for name, value in (response.headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
+
+async def _send(send: Any, response: Response) -> None:
+    if response.body is None or response.status == 204:
+        payload, content_type = b"", None
+    elif isinstance(response.body, str):
+        payload, content_type = response.body.encode(), "text/plain"
+    else:
+        payload, content_type = json.dumps(response.body).encode(), "application/json"
+    headers = [(b"content-length", str(len(payload)).encode())]
+    if content_type:
+        headers.append((b"content-type", content_type.encode()))
+    headers += [
+        (name.lower().encode(), value.encode()) for name, value in (response.headers or {}).items()
+    ]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

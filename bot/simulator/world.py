@@ -178,6 +178,10 @@ class World:
         self.users: dict[int, SimUser] = {}
         self.tokens: dict[str, SimToken] = {}
         self.projects: dict[int, SimProject] = {}
+        self._by_path: dict[str, SimProject] = {}
+        # Only mirrors with a phase under way are advanced: a request costs O(active), not
+        # O(every mirror of every project).
+        self._active: dict[int, SimPushMirror | SimPullMirror] = {}
         self._next_id = {"user": 1, "project": 1, "mirror": 1, "token": 1, "import": 1}
 
     def _id(self, kind: str) -> int:
@@ -223,6 +227,7 @@ class World:
                 {user.id: level for user, level in (members or {}).items()},
             )
             self.projects[project.id] = project
+            self._by_path[path] = project
             return project
 
     def add_push_mirror(self, project: SimProject, url: str, **attributes: Any) -> SimPushMirror:
@@ -303,7 +308,7 @@ class World:
         if ref.isdigit():
             project = self.projects.get(int(ref))
         elif "/" in ref:
-            project = next((p for p in self.projects.values() if p.path == ref), None)
+            project = self._by_path.get(ref)
         if project is None or not self.can_read(user, project):
             raise not_found("Project Not Found")
         return project
@@ -326,13 +331,21 @@ class World:
         """Move every mirror whose current phase has ended."""
         with self.lock:
             now = self.clock()
-            for project in self.projects.values():
-                for mirror in project.push_mirrors.values():
+            for key, mirror in list(self._active.items()):
+                if isinstance(mirror, SimPushMirror):
                     self._advance_push(mirror, now)
-                if project.pull_mirror:
-                    self._advance_pull(project.pull_mirror, now)
+                    busy = mirror.phase_ends_at is not None or mirror.pending_start_at is not None
+                else:
+                    self._advance_pull(mirror, now)
+                    busy = mirror.phase_ends_at is not None
+                if not busy:
+                    del self._active[key]
+
+    def _activate(self, mirror: SimPushMirror | SimPullMirror) -> None:
+        self._active[id(mirror)] = mirror
 
     def _start_push_update(self, mirror: SimPushMirror, now: datetime) -> None:
+        self._activate(mirror)
         mirror.update_status = "started"
         mirror.last_update_started_at = now
         mirror.pending_start_at = None
@@ -417,6 +430,7 @@ class World:
         started = mirror.last_update_started_at
         if backoff > 0 and started and started >= now - timedelta(seconds=backoff):
             mirror.pending_start_at = now + timedelta(seconds=backoff)
+            self._activate(mirror)
         else:
             self._start_push_update(mirror, now)
 
@@ -442,6 +456,7 @@ class World:
     def force_pull(self, mirror: SimPullMirror, now: datetime) -> None:
         mirror.update_status = "scheduled"
         mirror.phase_ends_at = now
+        self._activate(mirror)
 
     # --- rendering as GitLab's entities -----------------------------------------------------
 

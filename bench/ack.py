@@ -1,0 +1,198 @@
+"""Benchmark 1 — acknowledging Slack while GitLab is slow.
+
+500 signed slash commands and button clicks, 25 at a time, against `mirrorbot serve`
+with the GitLab simulator answering after 1 s. Every request must be acknowledged well
+inside Slack's 3 s, and every reply must later reach its response_url.
+
+Baseline: answering only after the GitLab call (what a handler that does its work before
+the ack would do), measured on the same simulator at the same concurrency.
+
+    python bench/ack.py            # 500 requests, 1 s GitLab latency
+    python bench/ack.py --tiny     # 30 requests (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+from common import (
+    SIGNING_SECRET,
+    TEAM_ID,
+    USER_TOKEN,
+    Serve,
+    SlackStandIn,
+    bot_env,
+    mirrorbot,
+    percentile,
+    start_gitlab,
+    table,
+    world_with_projects,
+)
+from slack_sdk.signature import SignatureVerifier
+
+from bot.slack.ids import MirrorActions, MirrorRef
+
+
+def signed(body: str) -> dict[str, str]:
+    ts = str(int(time.time()))
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": SignatureVerifier(SIGNING_SECRET).generate_signature(
+            timestamp=ts, body=body
+        ),
+    }
+
+
+def command_body(text: str, response_url: str) -> str:
+    return urlencode(
+        {
+            "team_id": TEAM_ID,
+            "channel_id": "C1",
+            "user_id": "UBENCH",
+            "command": "/mirror",
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": "t",
+            "api_app_id": "A1",
+        }
+    )
+
+
+def click_body(project_id: int, mirror_id: int, response_url: str) -> str:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "UBENCH", "team_id": TEAM_ID},
+        "team": {"id": TEAM_ID},
+        "api_app_id": "A1",
+        "channel": {"id": "C1"},
+        "container": {"type": "message", "channel_id": "C1", "is_ephemeral": True},
+        "response_url": response_url,
+        "trigger_id": "t",
+        "actions": [
+            {
+                "action_id": MirrorActions.DETAILS,
+                "block_id": "b",
+                "type": "button",
+                "value": MirrorRef(project_id=project_id, mirror_id=mirror_id).dump(),
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+async def fire(url: str, bodies: list[str], concurrency: int) -> list[float]:
+    limit = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async with httpx.AsyncClient(
+        timeout=10, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
+
+        async def one(body: str) -> None:
+            async with limit:
+                started = time.monotonic()
+                response = await client.post(url, content=body, headers=signed(body))
+                latencies.append(time.monotonic() - started)
+                assert response.status_code == 200, response.text
+
+        await asyncio.gather(*(one(body) for body in bodies))
+    return latencies
+
+
+async def baseline(gitlab_url: str, project_id: int, count: int, concurrency: int) -> list[float]:
+    """Answer after GitLab: the time of the GitLab read the command needs."""
+    limit = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def one() -> None:
+            async with limit:
+                started = time.monotonic()
+                await client.get(
+                    f"{gitlab_url}/api/v4/projects/{project_id}/remote_mirrors",
+                    headers={"PRIVATE-TOKEN": USER_TOKEN},
+                )
+                latencies.append(time.monotonic() - started)
+
+        await asyncio.gather(*(one() for _ in range(count)))
+    return latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=25)
+    parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--tiny", action="store_true")
+    args = parser.parse_args()
+    if args.tiny:
+        args.requests, args.latency = 30, 0.2
+    world, [project] = world_with_projects(1, mirrors=(2, 2))
+    mirror_id = next(iter(project.push_mirrors))
+    simulator = start_gitlab(world, args.latency)
+    slack = SlackStandIn().start()
+    with tempfile.TemporaryDirectory() as folder:
+        env = bot_env(f"sqlite:///{Path(folder) / 'bench.db'}", simulator.url, slack)
+        mirrorbot(env, "users", "link", "UBENCH", "--team", TEAM_ID, stdin=USER_TOKEN)
+        serve = Serve(env)
+        try:
+            bodies = []
+            for n in range(args.requests):
+                response_url = slack.response_url(uuid.uuid4().hex)
+                if n % 5 in (3, 4):
+                    bodies.append(click_body(project.id, mirror_id, response_url))
+                else:
+                    text = ["list", "show", "key"][n % 5]
+                    target = project.path if text == "list" else f"{project.path} {mirror_id}"
+                    bodies.append(command_body(f"{text} {target}", response_url))
+            started = time.monotonic()
+            acks = asyncio.run(fire(f"{serve.url}/slack/events", bodies, args.concurrency))
+            sent = time.monotonic() - started
+            slack.wait_for(lambda: len(slack.of("response_url")) >= args.requests, timeout=300)
+            all_replied = time.monotonic() - started
+            replies = len(slack.of("response_url"))
+        finally:
+            serve.stop()
+    inline = asyncio.run(
+        baseline(simulator.url, project.id, min(args.requests, 200), args.concurrency)
+    )
+    simulator.stop()
+    slack.stop()
+    print(
+        f"ack: {args.requests} signed commands and clicks, {args.concurrency} at a time, "
+        f"GitLab latency {args.latency:.1f} s"
+    )
+    print(
+        table(
+            "time to Slack's response (s)",
+            [
+                ("p50", percentile(acks, 50), percentile(inline, 50)),
+                ("p99", percentile(acks, 99), percentile(inline, 99)),
+                ("max", max(acks), max(inline)),
+                (
+                    "over 3 s (count)",
+                    sum(1 for a in acks if a > 3),
+                    sum(1 for a in inline if a > 3),
+                ),
+            ],
+        )
+    )
+    print(
+        f"\nall {args.requests} sent in {sent:.1f} s; {replies} replies reached their "
+        f"response_url within {all_replied:.1f} s of the first request"
+    )
+    return 0 if replies >= args.requests else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Benchmark 4 — the monitor at scale: N watched projects under a requests-per-minute budget.
+
+Checks that no 60 s window ever holds more requests than the budget, that the budget is
+used (≥ 90 % in full windows), and that a failure injected at a random moment is alerted
+within one full scan + 10 s. Baseline: a python-gitlab cron loop over the same projects,
+one request after another, timed on a sample and projected.
+
+    python bench/monitor_scale.py              # 5,000 projects, 2,000 requests/min (~10 min)
+    python bench/monitor_scale.py --tiny       # 40 projects, 600 requests/min (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import gitlab
+from common import SERVICE_TOKEN, start_gitlab, table, world_with_projects
+from sqlalchemy import select
+
+from bot.domain.monitor import check_projects
+from bot.gitlab.budget import RequestBudget
+from bot.gitlab.client import GitLabClient, create_http_client
+from bot.store.db import create_engine, session_factory, transaction
+from bot.store.migrate import upgrade_database
+from bot.store.models import MirrorState, Subscription
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    world, projects = world_with_projects(args.projects, mirrors=(1, 1))
+    simulator = start_gitlab(world, args.latency)
+    database_url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    upgrade_database(database_url)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with transaction(sessions) as session:
+        session.add_all(
+            Subscription(
+                slack_team_id="T",
+                channel_id="C",
+                project_id=p.id,
+                project_path=p.path,
+                created_by="U",
+            )
+            for p in projects
+        )
+    http = create_http_client(simulator.url)
+    budget = RequestBudget(args.budget, window=args.window)
+    gitlab_client = GitLabClient(http, SERVICE_TOKEN, budget=budget)
+    watched = [(p.id, p.path) for p in projects]
+    victim = random.Random(args.seed).choice(projects)
+    victim_mirror = next(iter(victim.push_mirrors.values()))
+    started = time.monotonic()
+    scan_seconds: list[float] = []
+    injected_at: float | None = None
+    detected_at: float | None = None
+    inject_after = (
+        random.Random(args.seed).uniform(0.1, 0.9) * args.projects * 2 / args.budget * args.window
+    )
+
+    async def inject_and_watch() -> None:
+        nonlocal injected_at, detected_at
+        await asyncio.sleep(inject_after)
+        world.fail_now(victim_mirror, "fatal: Authentication failed for 'https://x/'")
+        injected_at = time.monotonic()
+        while detected_at is None:
+            async with sessions() as session:
+                state = await session.scalar(
+                    select(MirrorState.alert_state).where(MirrorState.project_id == victim.id)
+                )
+            if state == "failing":
+                detected_at = time.monotonic()
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(inject_and_watch())
+    while detected_at is None and len(scan_seconds) < 3:
+        result = await check_projects(
+            sessions,
+            gitlab_client,
+            watched,
+            concurrency=args.concurrency,
+            remind_after=timedelta(days=1),
+        )
+        scan_seconds.append(result.seconds)
+    await asyncio.wait_for(watcher, timeout=args.window)
+    elapsed = time.monotonic() - started
+    stamps = sorted(r.at for r in simulator.requests.entries if r.at >= started)
+    worst = max_in_window(stamps, args.window)
+    full_windows = int(elapsed // args.window)
+    used = (
+        (
+            sum(1 for s in stamps if s < started + full_windows * args.window)
+            / (full_windows * args.budget)
+        )
+        if full_windows
+        else float("nan")
+    )
+    await http.aclose()
+    await engine.dispose()
+    baseline_scan, baseline_rate = python_gitlab_sample(simulator.url, projects, args.sample)
+    simulator.stop()
+    assert injected_at is not None and detected_at is not None
+    return {
+        "scan": scan_seconds[0],
+        "worst": worst,
+        "used": used,
+        "detect": detected_at - injected_at,
+        "baseline_scan": baseline_scan,
+        "baseline_rate": baseline_rate,
+        "requests": len(stamps),
+    }
+
+
+def max_in_window(stamps: list[float], window: float) -> int:
+    worst, start = 0, 0
+    for end, stamp in enumerate(stamps):
+        while stamps[start] <= stamp - window:
+            start += 1
+        worst = max(worst, end - start + 1)
+    return worst
+
+
+def python_gitlab_sample(url: str, projects: list, sample: int) -> tuple[float, float]:
+    """Time the cron loop on a sample; project it to all projects (seconds, requests/min)."""
+    client = gitlab.Gitlab(url, private_token=SERVICE_TOKEN)
+    chosen = projects[:sample]
+    started = time.monotonic()
+    for project in chosen:
+        handle = client.projects.get(project.id, lazy=True)
+        handle.remote_mirrors.list(get_all=True)
+        try:
+            handle.pull_mirror.get()
+        except gitlab.exceptions.GitlabGetError:
+            pass
+    seconds = time.monotonic() - started
+    return seconds / len(chosen) * len(projects), len(chosen) * 2 / seconds * 60
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--projects", type=int, default=5000)
+    parser.add_argument("--budget", type=int, default=2000, help="requests per window")
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--tiny", action="store_true")
+    args = parser.parse_args()
+    if args.tiny:
+        args.projects, args.budget, args.window, args.sample = 40, 60, 6.0, 20
+    figures = asyncio.run(run(args))
+    print(
+        f"monitor: {args.projects} watched projects (2 requests each), budget "
+        f"{args.budget} requests per {args.window:.0f} s, GitLab latency "
+        f"{args.latency * 1000:.0f} ms, {args.concurrency} at a time"
+    )
+    print(
+        table(
+            "one full scan",
+            [
+                ("scan seconds", figures["scan"], figures["baseline_scan"]),
+                (
+                    f"max requests in any {args.window:.0f} s",
+                    figures["worst"],
+                    round(figures["baseline_rate"] * args.window / 60),
+                ),
+                ("budget", args.budget, args.budget),
+                ("budget used in full windows", f"{figures['used']:.1%}", "-"),
+                ("failure alerted after s", figures["detect"], "-"),
+                ("limit: one scan + 10 s", figures["scan"] + 10, "-"),
+            ],
+        )
+    )
+    ok = figures["worst"] <= args.budget and figures["detect"] <= figures["scan"] + 10
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
