@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the Slack stand-in lives with the tests
     sys.path.insert(0, str(ROOT))
 
-from bot.simulator import GitLabSimulator, Timing, World  # noqa: E402
-from bot.simulator.world import SimProject  # noqa: E402
-from bot.store.crypto import generate_key  # noqa: E402
-from tests.fakes.bot_server import SIGNING_SECRET  # noqa: E402
-from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackStandIn  # noqa: E402
+from bot.simulator import GitLabSimulator, Timing, World
+from bot.simulator.world import SimProject
+from bot.store.crypto import generate_key
+from tests.fakes.bot_server import SIGNING_SECRET
+from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackStandIn
 
 SERVICE_TOKEN = "glpat-bench-service-0000001"
 USER_TOKEN = "glpat-bench-user-000000002"
