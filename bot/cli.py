@@ -275,6 +275,10 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
 
     from bot.server import create_app
 
+    # Database drivers hand work to threads; a shorter switch interval lets them hand it
+    # back without waiting out the default 5 ms while the event loop holds the GIL.
+    sys.setswitchinterval(0.0005)
+
     configure_logging(
         settings.secret_values(),
         json_lines=settings.mirrorbot_log_format == "json",

@@ -45,6 +45,7 @@ def create_app(
     bolt = build_bolt_app(services, verify_requests=not socket_mode)
     workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
     slack_handler = AsyncSlackRequestHandler(bolt)
+    inbox_writer = inbox.InboxWriter(services.sessions)
 
     async def slack_events(request: Request) -> Response:
         return await slack_handler.handle(request)
@@ -77,6 +78,7 @@ def create_app(
         finally:
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
+            await inbox_writer.close()
             await workers.stop()
             await services.close()
 
@@ -84,7 +86,9 @@ def create_app(
         middleware=[Middleware(RequestLog)],
         routes=[
             Route(REQUEST_PATH, slack_events, methods=["POST"]),
-            Route("/gitlab/webhook", gitlab_webhook_endpoint(services), methods=["POST"]),
+            Route(
+                "/gitlab/webhook", gitlab_webhook_endpoint(services, inbox_writer), methods=["POST"]
+            ),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],

@@ -7,13 +7,16 @@ hooks): both are unique in the inbox, so either kind of repeat is dropped on arr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.monitor import schedule_checks
@@ -62,10 +65,8 @@ def project_id_of(payload: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
-async def store_event(
-    sessions: async_sessionmaker[AsyncSession], headers: Mapping[str, str], body: bytes
-) -> bool:
-    """Store the delivery; False if it is a repeat. Raises `WebhookRejected` for bad input."""
+def event_row(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The inbox row for a delivery, or `WebhookRejected` for bad input."""
     header, name, payload = parse_event(headers, body)
     event_uuid = headers.get("x-gitlab-event-uuid") or None
     delivery_key = (
@@ -73,20 +74,89 @@ async def store_event(
         or headers.get("x-gitlab-webhook-uuid")
         or hashlib.sha256(body).hexdigest()
     )
-    try:
-        async with transaction(sessions) as session:
-            session.add(
-                WebhookEvent(
-                    delivery_key=delivery_key[:255],
-                    event_uuid=event_uuid[:64] if event_uuid else None,
-                    event_kind=f"{header}/{name}"[:64],
-                    project_id=project_id_of(payload),
-                    payload=payload,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+    return {
+        "delivery_key": delivery_key[:255],
+        "event_uuid": event_uuid[:64] if event_uuid else None,
+        "event_kind": f"{header}/{name}"[:64],
+        "project_id": project_id_of(payload),
+        "payload": payload,
+        "received_at": utcnow(),
+        "process_after": utcnow(),
+        "attempts": 0,
+    }
+
+
+async def insert_events(
+    sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]
+) -> set[str]:
+    """Insert in one transaction; returns the delivery keys that were new (the others are
+    repeats of an `Idempotency-Key` or `X-Gitlab-Event-UUID` already stored)."""
+    async with transaction(sessions) as session:
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        insert = postgres_insert if dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(WebhookEvent)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(WebhookEvent.delivery_key)
+        )
+        return set((await session.scalars(statement)).all())
+
+
+class InboxWriter:
+    """Group commit: requests hand their events to one writer, which inserts what has
+    gathered in one transaction and only then lets each request answer 200. Durability
+    per event is unchanged; the cost of a commit is shared by the whole batch."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], batch: int = 500) -> None:
+        self._sessions = sessions
+        self._batch = batch
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[bool]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def store(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """Store a delivery; False if it is a repeat. Raises `WebhookRejected`."""
+        row = event_row(headers, body)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write_forever())
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._queue.put((row, stored))
+        return await stored
+
+    async def _write_forever(self) -> None:
+        while True:
+            pending = [await self._queue.get()]
+            while len(pending) < self._batch and not self._queue.empty():
+                pending.append(self._queue.get_nowait())
+            # One event per delivery key in a batch: a repeat inside it is a repeat too.
+            unique: dict[str, dict[str, Any]] = {}
+            for row, _ in pending:
+                unique.setdefault(row["delivery_key"], row)
+            try:
+                new = await insert_events(self._sessions, list(unique.values()))
+            except Exception as exc:
+                for _, stored in pending:
+                    if not stored.done():
+                        stored.set_exception(exc)
+                continue
+            for row, stored in pending:
+                if not stored.done():
+                    fresh = row["delivery_key"] in new and unique[row["delivery_key"]] is row
+                    stored.set_result(fresh)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def store_event(
+    sessions: async_sessionmaker[AsyncSession], headers: Mapping[str, str], body: bytes
+) -> bool:
+    """Store one delivery on its own (the CLI and tests); the server uses `InboxWriter`."""
+    row = event_row(headers, body)
+    return row["delivery_key"] in await insert_events(sessions, [row])
 
 
 async def process_pending(

@@ -11,7 +11,7 @@ from bot.domain import inbox
 from bot.services import Services
 
 
-def gitlab_webhook_endpoint(services: Services):  # type: ignore[no-untyped-def]
+def gitlab_webhook_endpoint(services: Services, writer: inbox.InboxWriter):  # type: ignore[no-untyped-def]
     async def receive(request: Request) -> Response:
         secret = services.settings.gitlab_webhook_secret
         if secret is None:
@@ -26,7 +26,7 @@ def gitlab_webhook_endpoint(services: Services):  # type: ignore[no-untyped-def]
         if body is None:
             return JSONResponse({"error": "payload too large"}, 413)
         try:
-            stored = await inbox.store_event(services.sessions, request.headers, body)
+            stored = await writer.store(request.headers, body)
         except inbox.WebhookRejected as exc:
             return JSONResponse({"error": exc.message}, exc.status)
         return JSONResponse({"status": "stored" if stored else "duplicate"})
