@@ -223,3 +223,36 @@ def test_key_rotation_end_to_end(env):
         ).scalar()
     engine.dispose()
     assert TokenCipher([new]).decrypt(stored) == ALICE_TOKEN
+
+
+def test_audit_filters_by_project_and_time(env):
+    import json as json_module
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import create_engine
+
+    from bot.domain import audit
+    from bot.store.db import sync_url
+    from bot.store.models import AuditEntry
+
+    assert mirrorbot(env, "db", "upgrade").returncode == 0
+    engine = create_engine(sync_url(env["DATABASE_URL"]))
+    old = datetime.now(UTC) - timedelta(days=3)
+    with engine.begin() as connection:
+        for project, at in (
+            ("group/app", old),
+            ("group/app", datetime.now(UTC)),
+            ("group/other", datetime.now(UTC)),
+        ):
+            connection.execute(
+                AuditEntry.__table__.insert().values(
+                    actor_id="U1", event="executed", operation="sync", project=project, at=at
+                )
+            )
+    engine.dispose()
+    since = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    result = mirrorbot(env, "audit", "--project", "group/app", "--since", since)
+    lines = [json_module.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0 and len(lines) == 1
+    assert lines[0]["project"] == "group/app" and lines[0]["operation"] == "sync"
+    assert callable(audit.as_json_line)

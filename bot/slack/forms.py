@@ -11,14 +11,17 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.parse import Command
-from bot.commands.run import Actor
+from bot.commands.results import Reply
+from bot.commands.run import Actor, request_change, run_guarded
 from bot.domain.errors import DomainError
+from bot.domain.mirrors import Operation
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
 from bot.gitlab.errors import GitLabError, PullMirrorNotConfigured
 from bot.gitlab.models import PullMirror
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 from bot.slack.blocks import modals
+from bot.slack.delivery import deliver
 from bot.slack.ids import Fields, FormContext
 
 
@@ -157,3 +160,38 @@ def read_pull_config_form(view: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         if problem := branch_regex_problem(regex, False):
             errors[Fields.BRANCH_REGEX.value] = problem
     return attributes, errors
+
+
+async def submit_change(
+    ack: Any,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+    operation: Operation,
+    attributes: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """A change form was submitted: show its errors in the modal, or close it and make the
+    change (or ask for approval) in the channel the command came from."""
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return
+    await ack()
+    meta = form_context(view)
+    actor = Actor(body["user"]["team_id"], body["user"]["id"], meta.channel_id)
+
+    async def change() -> Reply:
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        return await request_change(
+            gitlab, operation, project_of(meta), meta.mirror_id, attributes, actor, services
+        )
+
+    await deliver(
+        await run_guarded(change),
+        client=client,
+        respond=None,
+        channel_id=actor.channel_id,
+        user_id=actor.user_id,
+        services=services,
+    )

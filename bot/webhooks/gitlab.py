@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,7 +12,9 @@ from bot.domain import inbox
 from bot.services import Services
 
 
-def gitlab_webhook_endpoint(services: Services, writer: inbox.InboxWriter):  # type: ignore[no-untyped-def]
+def gitlab_webhook_endpoint(
+    services: Services, writer: inbox.InboxWriter
+) -> Callable[[Request], Awaitable[Response]]:
     async def receive(request: Request) -> Response:
         secret = services.settings.gitlab_webhook_secret
         if secret is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.accounts import AccountLink
-from bot.domain.subscriptions import PULL_KEY, MirrorObservation
+from bot.domain.subscriptions import MirrorObservation
+from bot.slack.blocks.mirrors import observation_line
 from bot.slack.blocks.text import (
     actions,
     button,
@@ -13,9 +14,6 @@ from bot.slack.blocks.text import (
     context,
     escape,
     section,
-    shorten,
-    slack_ago,
-    status_label,
 )
 from bot.slack.ids import MirrorActions, MirrorRef
 
@@ -61,7 +59,7 @@ def home_view(
         )
     room = (MAX_VIEW_BLOCKS - HEADER_BLOCKS - 1) // 2
     for observation in rows[:room]:
-        blocks.append(section(_line(observation)))
+        blocks.append(section(observation_line(observation, detailed=True)))
         blocks.append(
             actions(
                 f"home-{observation.project_id}-{observation.mirror_key}",
@@ -71,18 +69,6 @@ def home_view(
     if len(rows) > room:
         blocks.append(context(f"{len(rows) - room} more mirrors: `/mirror status` lists them all"))
     return {"type": "home", "blocks": blocks}
-
-
-def _line(o: MirrorObservation) -> str:
-    name = "pull mirror" if o.mirror_key == PULL_KEY else f"mirror {o.mirror_id}"
-    text = (
-        f"{status_label(o.update_status, o.enabled)} *{escape(o.project_path)}* {name} "
-        f"`{escape(shorten(o.url or '?', 80))}`\nlast success "
-        f"{slack_ago(o.last_successful_update_at)} · checked {slack_ago(o.observed_at)}"
-    )
-    if o.is_failing and o.last_error:
-        text += f"\n> {escape(shorten(o.last_error, 200))}"
-    return text
 
 
 def observation_buttons(o: MirrorObservation) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.mirrors import ProjectMirrors
+from bot.domain.subscriptions import PULL_KEY, MirrorObservation
 from bot.gitlab.models import Project, PullMirror, PushMirror
 from bot.slack.blocks.text import (
     MAX_ERROR_CHARS,
@@ -215,3 +216,20 @@ def pull_details(project: Project, pull: PullMirror) -> SlackMessage:
     return SlackMessage(
         f"Pull mirror of {project.path_with_namespace}: {pull.update_status}", blocks
     )
+
+
+def observation_line(o: MirrorObservation, *, detailed: bool = False) -> str:
+    """One watched mirror as the monitor last saw it (status and App Home)."""
+    name = "pull mirror" if o.mirror_key == PULL_KEY else f"mirror {o.mirror_id}"
+    separator = "\n" if detailed else " · "
+    text = (
+        f"{status_label(o.update_status, o.enabled)} *{escape(o.project_path)}* {name} "
+        f"`{escape(shorten(o.url or '?', 80))}`{separator}last success "
+        f"{slack_ago(o.last_successful_update_at)}"
+    )
+    if detailed:
+        text += f" · checked {slack_ago(o.observed_at)}"
+    if o.is_failing and o.last_error:
+        error = escape(shorten(o.last_error, 200 if detailed else 120))
+        text += f"\n> {error}" if detailed else f" · {error}"
+    return text

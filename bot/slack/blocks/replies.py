@@ -26,7 +26,6 @@ from bot.commands.results import (
     Watching,
 )
 from bot.domain.approvals import Approval, Status
-from bot.domain.subscriptions import PULL_KEY, MirrorObservation
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.text import (
     MAX_BLOCKS,
@@ -36,10 +35,8 @@ from bot.slack.blocks.text import (
     context,
     escape,
     section,
-    shorten,
     slack_ago,
     slack_date,
-    status_label,
 )
 from bot.slack.ids import ApprovalActions, ApprovalRef
 
@@ -283,7 +280,7 @@ def status_report(reply: StatusReport) -> SlackMessage:
         f"{len(failing)} failing ({'just refreshed' if reply.refreshed else age})"
     )
     blocks: list[dict[str, Any]] = [section(header)]
-    lines = [_observation_line(o) for o in rows]
+    lines = [mirror_blocks.observation_line(o) for o in rows]
     chunk: list[str] = []
     for line in lines:
         if sum(len(item) + 1 for item in chunk) + len(line) > 2900:
@@ -298,18 +295,6 @@ def status_report(reply: StatusReport) -> SlackMessage:
     if shown < len(rows):
         blocks.append(context(f"{len(rows) - shown} more mirrors not shown"))
     return SlackMessage(f"{len(failing)} of {len(rows)} mirrors failing", blocks)
-
-
-def _observation_line(o: MirrorObservation) -> str:
-    name = "pull mirror" if o.mirror_key == PULL_KEY else f"mirror {o.mirror_id}"
-    line = (
-        f"{status_label(o.update_status, o.enabled)} *{escape(o.project_path)}* {name} "
-        f"`{escape(shorten(o.url or '?', 80))}` · last success "
-        f"{slack_ago(o.last_successful_update_at)}"
-    )
-    if o.is_failing and o.last_error:
-        line += f" · {escape(shorten(o.last_error, 120))}"
-    return line
 
 
 def linked_users(reply: LinkedUsers) -> SlackMessage:

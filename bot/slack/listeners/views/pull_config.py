@@ -6,11 +6,8 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands.run import Actor, request_change, run_guarded
 from bot.domain.mirrors import Operation
-from bot.services import Services
-from bot.slack.delivery import deliver
-from bot.slack.forms import form_context, project_of, read_pull_config_form
+from bot.slack.forms import read_pull_config_form, submit_change
 
 
 async def handle_pull_config_submission(
@@ -20,27 +17,7 @@ async def handle_pull_config_submission(
     client: AsyncWebClient,
     context: dict[str, Any],
 ) -> None:
-    services: Services = context["services"]
     attributes, errors = read_pull_config_form(view)
-    if errors:
-        await ack(response_action="errors", errors=errors)
-        return
-    await ack()
-    meta = form_context(view)
-    actor = Actor(body["user"]["team_id"], body["user"]["id"], meta.channel_id)
-
-    async def change() -> Any:
-        gitlab = await services.accounts.gitlab_for(actor.slack_user)
-        return await request_change(
-            gitlab, Operation.PULL_CONFIG, project_of(meta), None, attributes, actor, services
-        )
-
-    reply = await run_guarded(change)
-    await deliver(
-        reply,
-        client=client,
-        respond=None,
-        channel_id=actor.channel_id,
-        user_id=actor.user_id,
-        services=services,
+    await submit_change(
+        ack, body, view, client, context["services"], Operation.PULL_CONFIG, attributes, errors
     )
