@@ -22,9 +22,8 @@ from bot.commands.results import Info, Problem, Reply, SyncStarted
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
 from bot.console.render import Choice, to_terminal
 from bot.domain import monitor, outbox
-from bot.domain.mirrors import Operation, follow_push_mirror
+from bot.domain.mirrors import Operation, follow_push_mirror, pull_mirror_or_none
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
-from bot.gitlab.errors import PullMirrorNotConfigured
 from bot.gitlab.models import PullMirror
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
@@ -137,11 +136,7 @@ class ConsoleSession:
         assert command.project is not None
         gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
         if command.name == "pull-config":
-            try:
-                pull: PullMirror | None = await gitlab.get_pull_mirror(command.project)
-            except PullMirrorNotConfigured:
-                pull = None
-            attributes = self.ask_pull_config(pull)
+            attributes = self.ask_pull_config(await pull_mirror_or_none(gitlab, command.project))
             operation = Operation.PULL_CONFIG
         elif command.mirror_id is None:
             attributes, operation = self.ask_push_mirror(None), Operation.ADD

@@ -134,6 +134,13 @@ class InboxWriter:
                 unique.setdefault(row["delivery_key"], row)
             try:
                 new = await insert_events(self._sessions, list(unique.values()))
+            except asyncio.CancelledError:
+                # Shutting down: answer the waiting requests (GitLab retries, and a repeat
+                # of anything that did get stored is recognised) rather than leave them hanging.
+                for _, stored in pending:
+                    if not stored.done():
+                        stored.set_exception(RuntimeError("the server is shutting down"))
+                raise
             except Exception as exc:
                 for _, stored in pending:
                     if not stored.done():

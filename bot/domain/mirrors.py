@@ -124,6 +124,14 @@ async def _pull_or_note(
         return None, "pull mirror not visible: it needs the Maintainer role"
 
 
+async def pull_mirror_or_none(gitlab: GitLabClient, ref: ProjectRef) -> PullMirror | None:
+    """The project's pull mirror, or None when it has none yet (a form starts empty)."""
+    try:
+        return await gitlab.get_pull_mirror(ref)
+    except PullMirrorNotConfigured:
+        return None
+
+
 async def execute_operation(gitlab: GitLabClient, request: OperationRequest) -> OperationOutcome:
     """Run one change with `gitlab` (the requester's client)."""
     ref, mirror_id = request.project, request.mirror_id

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
+from bot.gitlab.scrub import scrub_text
+
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9_.\-]+@(?P<host>[A-Za-z0-9_.\-]+):(?P<path>[^\s]+)$")
 MAX_REF_LENGTH = 1024
@@ -19,7 +21,9 @@ class ProjectRefError(ValueError):
     """The text does not name a GitLab project."""
 
     def __init__(self, text: str, reason: str) -> None:
-        shown = text if len(text) <= 80 else text[:77] + "…"
+        # What was typed may be a pasted URL with a token in it: never echo that part.
+        shown = scrub_text(text) or ""
+        shown = shown if len(shown) <= 80 else shown[:77] + "…"
         super().__init__(f"`{shown}` is not a GitLab project: {reason}")
         self.reason = reason
 

@@ -14,10 +14,9 @@ from bot.commands.parse import Command
 from bot.commands.results import Reply
 from bot.commands.run import Actor, request_change, run_guarded
 from bot.domain.errors import DomainError
-from bot.domain.mirrors import Operation
+from bot.domain.mirrors import Operation, pull_mirror_or_none
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
-from bot.gitlab.errors import GitLabError, PullMirrorNotConfigured
-from bot.gitlab.models import PullMirror
+from bot.gitlab.errors import GitLabError
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 from bot.slack.blocks import modals
@@ -70,9 +69,7 @@ async def open_pull_config_form(
     view_id = opened["view"]["id"]
     try:
         gitlab = await services.accounts.gitlab_for(actor.slack_user)
-        pull: PullMirror | None = await gitlab.get_pull_mirror(command.project)
-    except PullMirrorNotConfigured:
-        pull = None
+        pull = await pull_mirror_or_none(gitlab, command.project)
     except (GitLabError, DomainError) as exc:
         await client.views_update(
             view_id=view_id, view=modals.notice("Pull mirror", exc.user_message)

@@ -82,3 +82,10 @@ def test_gitlab_under_a_relative_url_root():
 
 def test_without_a_configured_host_any_host_is_accepted():
     assert parse_project_ref("https://other.example/group/project").value == "group/project"
+
+
+def test_a_bad_reference_never_echoes_a_pasted_token():
+    with pytest.raises(ProjectRefError) as error:
+        parse_project_ref("https://bot:glpat-abcdefgh12345678@github.com/group/project", GITLAB)
+    assert "glpat-abcdefgh12345678" not in str(error.value)
+    assert "bot:" not in str(error.value)
