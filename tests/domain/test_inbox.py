@@ -12,8 +12,9 @@ BODY = b'{"object_kind": "push", "project_id": 7}'
 
 async def test_repeats_in_one_batch_and_across_batches_are_told_apart(sessions):
     writer = InboxWriter(sessions)
-    first, same_batch = await asyncio.gather(writer.store(HEADERS, BODY),
-                                             writer.store(HEADERS, BODY))
+    first, same_batch = await asyncio.gather(
+        writer.store(HEADERS, BODY), writer.store(HEADERS, BODY)
+    )
     later = await writer.store(HEADERS, BODY)
     other_hook = await writer.store({**HEADERS, "idempotency-key": "k2"}, BODY)
     await writer.close()
