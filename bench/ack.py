@@ -24,7 +24,6 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
-import aiohttp
 import httpx
 from common import (
     SIGNING_SECRET,
@@ -39,6 +38,7 @@ from common import (
     table,
     world_with_projects,
 )
+from loadgen import closed_loop, encode_post
 from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.ids import MirrorActions, MirrorRef
@@ -92,28 +92,16 @@ def click_body(project_id: int, mirror_id: int, response_url: str) -> str:
     return urlencode({"payload": json.dumps(payload)})
 
 
-async def fire(url: str, requests: list[dict[str, object]], concurrency: int) -> list[float]:
+async def fire(url: str, requests: list[dict[str, str]], concurrency: int) -> list[float]:
     """Send pre-signed requests, `concurrency` at a time; the time each took to answer."""
-    limit = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as client:
-
-        async def one(request: dict[str, object]) -> None:
-            async with limit:
-                started = time.monotonic()
-                async with client.post(
-                    url, data=request["body"], headers=request["headers"]
-                ) as response:
-                    await response.read()
-                    latencies.append(time.monotonic() - started)
-                    assert response.status == 200
-
-        await asyncio.gather(*(one(request) for request in requests))
-    return latencies
+    encoded = [encode_post(url, r["headers"], r["body"].encode()) for r in requests]
+    outcomes = await closed_loop(url, encoded, concurrency)
+    assert all(o.status == 200 for o in outcomes), [o.status for o in outcomes if o.status != 200]
+    return [o.seconds for o in outcomes]
 
 
 def fire_from_another_process(
-    url: str, requests: list[dict[str, object]], concurrency: int
+    url: str, requests: list[dict[str, str]], concurrency: int
 ) -> list[float]:
     """The load comes from its own process, so it does not share a GIL with the simulator
     and the Slack stand-in running here."""

@@ -23,13 +23,15 @@ from bot.config import Settings
 from bot.domain import inbox, outbox
 from bot.http_log import RequestLog
 from bot.services import Services, build_services
-from bot.slack.app import build_bolt_app, build_slack_client
+from bot.slack.app import build_slack_client, build_slack_surface
 from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
 from bot.webhooks.gitlab import gitlab_webhook_endpoint
 from bot.workers import Workers, WorkerTiming
 
 log = logging.getLogger(__name__)
+# On shutdown, replies already acked get this long to reach Slack.
+REPLY_DRAIN_SECONDS = 5.0
 
 
 def create_app(
@@ -42,9 +44,9 @@ def create_app(
     """The ASGI app. With `socket_mode`, Slack is reached over Socket Mode (SLACK_APP_TOKEN)
     while the webhook, health and metrics are still served over HTTP."""
     services = services or build_services(settings)
-    bolt = build_bolt_app(services, verify_requests=not socket_mode)
+    slack = build_slack_surface(services, verify_requests=not socket_mode)
     workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
-    slack_handler = AsyncSlackRequestHandler(bolt)
+    slack_handler = AsyncSlackRequestHandler(slack.app)
     inbox_writer = inbox.InboxWriter(services.sessions)
 
     async def slack_events(request: Request) -> Response:
@@ -67,17 +69,19 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_database, settings.database_url)
+        await slack.start()
         workers.start()
         socket = None
         if socket_mode:
             assert settings.slack_app_token is not None
-            socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+            socket = AsyncSocketModeHandler(slack.app, settings.slack_app_token.get_secret_value())
             await socket.connect_async()  # type: ignore[no-untyped-call]
         try:
             yield
         finally:
             if socket is not None:
                 await socket.close_async()  # type: ignore[no-untyped-call]
+            await slack.stop(REPLY_DRAIN_SECONDS)
             await inbox_writer.close()
             await workers.stop()
             await services.close()

@@ -1,11 +1,15 @@
-"""The Bolt app: one AsyncApp whose listeners get the domain services through `context`."""
+"""The Bolt app: one AsyncApp whose listeners get the domain services through `context`,
+with what outlives a request (the bot's identity, replies still in flight)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -15,10 +19,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.services import Services
 from bot.slack import listeners
+from bot.slack.after_ack import AfterAck
+from bot.slack.identity import BotIdentity
 from bot.slack_workspace import slack_api_base
 
+log = logging.getLogger(__name__)
 
-def build_slack_client(services: Services, *, sleep_on_rate_limit: bool = True) -> AsyncWebClient:
+
+def build_slack_client(
+    services: Services, *, sleep_on_rate_limit: bool = True, authenticated: bool = True
+) -> AsyncWebClient:
     """A Web API client. Interactive replies sleep out a 429's Retry-After (twice at most);
     the outbox sender reschedules instead, so it asks for no such sleeping."""
     settings = services.settings
@@ -27,31 +37,53 @@ def build_slack_client(services: Services, *, sleep_on_rate_limit: bool = True) 
     if sleep_on_rate_limit:
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
+        token=settings.slack_bot_token.get_secret_value() if authenticated else None,
         base_url=slack_api_base(settings),
         timeout=10,
         retry_handlers=handlers,
     )
 
 
-def build_bolt_app(services: Services, *, verify_requests: bool = True) -> AsyncApp:
+@dataclass(frozen=True)
+class SlackSurface:
+    app: AsyncApp
+    identity: BotIdentity
+    after_ack: AfterAck
+
+    async def start(self) -> None:
+        """Ask Slack who the bot is before the first request needs it."""
+        try:
+            await self.identity.ask()
+        except (SlackApiError, OSError) as exc:  # asked again on the first request
+            log.warning("Slack auth.test failed at start-up: %s", exc)
+
+    async def stop(self, grace: float) -> None:
+        await self.after_ack.drain(grace)
+
+
+def build_slack_surface(services: Services, *, verify_requests: bool = True) -> SlackSurface:
     """The Bolt app. Over HTTP every request is verified with the signing secret; Socket
     Mode payloads come over the authenticated WebSocket and carry no signature."""
     settings = services.settings
     signing_secret = settings.slack_signing_secret
     assert settings.slack_bot_token is not None
     assert signing_secret is not None or not verify_requests
-    client = build_slack_client(services)
+    # Requests get their token from `identity` (one auth.test), not from the app's client.
+    identity, after_ack = BotIdentity(build_slack_client(services)), AfterAck()
+    client = build_slack_client(services, authenticated=False)
     app = AsyncApp(
         client=client,
+        authorize=identity,
         signing_secret=signing_secret.get_secret_value() if signing_secret else None,
         request_verification_enabled=verify_requests,
-        # Ack at once; listeners go on after the response (a long-running server, not FaaS).
-        process_before_response=False,
+        # Answer as soon as a listener returns; listeners ack, hand their slow part to
+        # `after_ack` and return (see bot/slack/after_ack.py).
+        process_before_response=True,
     )
 
     async def inject_services(context: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
         context["services"] = services
+        context["after_ack"] = after_ack
         await next()
 
     async def count_outcomes(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
@@ -64,4 +96,4 @@ def build_bolt_app(services: Services, *, verify_requests: bool = True) -> Async
     app.use(inject_services)
     app.use(count_outcomes)
     listeners.register(app)
-    return app
+    return SlackSurface(app, identity, after_ack)

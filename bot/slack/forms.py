@@ -19,6 +19,7 @@ from bot.domain.validation import branch_regex_problem, mirror_url_problem
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
+from bot.slack.after_ack import later
 from bot.slack.blocks import modals
 from bot.slack.delivery import deliver
 from bot.slack.ids import Fields, FormContext
@@ -164,7 +165,7 @@ async def submit_change(
     body: dict[str, Any],
     view: dict[str, Any],
     client: AsyncWebClient,
-    services: Services,
+    context: dict[str, Any],
     operation: Operation,
     attributes: dict[str, Any],
     errors: dict[str, str],
@@ -177,6 +178,7 @@ async def submit_change(
     await ack()
     meta = form_context(view)
     actor = Actor(body["user"]["team_id"], body["user"]["id"], meta.channel_id)
+    services: Services = context["services"]
 
     async def change() -> Reply:
         gitlab = await services.accounts.gitlab_for(actor.slack_user)
@@ -184,11 +186,14 @@ async def submit_change(
             gitlab, operation, project_of(meta), meta.mirror_id, attributes, actor, services
         )
 
-    await deliver(
-        await run_guarded(change),
-        client=client,
-        respond=None,
-        channel_id=actor.channel_id,
-        user_id=actor.user_id,
-        services=services,
-    )
+    async def change_and_tell() -> None:
+        await deliver(
+            await run_guarded(change),
+            client=client,
+            respond=None,
+            channel_id=actor.channel_id,
+            user_id=actor.user_id,
+            services=services,
+        )
+
+    later(context, change_and_tell())

@@ -1,6 +1,7 @@
 """Slack is answered before GitLab is; no input, however odd, escapes as an exception."""
 
 import asyncio
+import concurrent.futures
 import json
 
 from hypothesis import HealthCheck, given, settings
@@ -143,3 +144,12 @@ def test_garbage_through_http_keeps_the_server_up(linked: Harness):
     assert all(r["response_type"] == "ephemeral" for r in linked.responses())
     assert linked.agent.command("help").status_code == 200
     linked.wait(lambda: any("Mirrorbot" in json.dumps(r) for r in linked.responses()))
+
+
+def test_a_first_burst_of_requests_asks_slack_who_the_bot_is_once(linked: Harness):
+    # auth.test was asked at start-up; 20 concurrent first requests ask nothing more.
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: linked.agent.command("help"), range(20)))
+    assert {a.status_code for a in answers} == {200}
+    linked.wait(lambda: len(linked.responses()) >= 20, timeout=10)
+    assert len(linked.slack.of("auth.test")) == 1

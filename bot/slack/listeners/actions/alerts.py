@@ -8,6 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.buttons import press
 from bot.services import Services
+from bot.slack.after_ack import later
 from bot.slack.delivery import Respond, deliver
 from bot.slack.listeners.actions.mirror_buttons import actor_of
 
@@ -21,7 +22,16 @@ async def handle_mute_button(
     context: dict[str, Any],
 ) -> None:
     await ack()
-    services: Services = context["services"]
+    later(context, answer_mute_button(body, action, client, respond, context["services"]))
+
+
+async def answer_mute_button(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: Respond | None,
+    services: Services,
+) -> None:
     actor = actor_of(body)
     reply = await press(action["action_id"], action["value"], actor, services)
     await deliver(

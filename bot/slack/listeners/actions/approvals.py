@@ -11,6 +11,7 @@ from bot.commands.buttons import press
 from bot.commands.results import Problem
 from bot.domain.approvals import Approval
 from bot.services import Services
+from bot.slack.after_ack import later
 from bot.slack.blocks.replies import approval_card, render
 from bot.slack.delivery import Respond
 from bot.slack.ids import ApprovalRef
@@ -26,7 +27,16 @@ async def handle_approval_button(
     context: dict[str, Any],
 ) -> None:
     await ack()
-    services: Services = context["services"]
+    later(context, answer_approval_button(body, action, client, respond, context["services"]))
+
+
+async def answer_approval_button(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: Respond | None,
+    services: Services,
+) -> None:
     clicker = actor_of(body)
     tell = respond or direct_message(client, clicker.user_id)
     reply = await press(action["action_id"], action["value"], clicker, services)

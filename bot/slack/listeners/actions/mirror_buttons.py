@@ -15,6 +15,7 @@ from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import MirrorNotFound
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
+from bot.slack.after_ack import later
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.replies import render
 from bot.slack.blocks.text import context as context_block
@@ -61,7 +62,16 @@ async def handle_mirror_button(
     context: dict[str, Any],
 ) -> None:
     await ack()
-    services: Services = context["services"]
+    later(context, answer_mirror_button(body, action, client, respond, context["services"]))
+
+
+async def answer_mirror_button(
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: Respond | None,
+    services: Services,
+) -> None:
     actor = actor_of(body)
     if respond is None:  # App Home: no response_url; answer in the app's DM
         respond = direct_message(client, actor.user_id)

@@ -1,4 +1,4 @@
-"""`/mirror …`: ack at once, open a form (before any I/O) or run the command after the ack."""
+"""`/mirror …`: ack at once; then open a form or run the command and reply."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.commands.results import Problem
 from bot.commands.run import MODAL_COMMANDS, Actor, run_command
 from bot.services import Services
 from bot.slack import forms
+from bot.slack.after_ack import later
 from bot.slack.blocks.replies import render
 from bot.slack.delivery import Respond, deliver
 from bot.slack.listeners.guard import report_failure
@@ -24,7 +25,12 @@ async def handle_mirror_command(
     context: dict[str, Any],
 ) -> None:
     await ack()
-    services: Services = context["services"]
+    later(context, answer_mirror_command(command, client, respond, context["services"]))
+
+
+async def answer_mirror_command(
+    command: dict[str, Any], client: AsyncWebClient, respond: Respond, services: Services
+) -> None:
     actor = Actor(command["team_id"], command["user_id"], command["channel_id"])
     try:
         parsed = parse_command(command.get("text") or "", services.settings.gitlab_url)

@@ -10,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.accounts import SlackUser
 from bot.services import Services
+from bot.slack.after_ack import later
 from bot.slack.blocks.home import home_view
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ async def handle_app_home_opened(
         return
     services: Services = context["services"]
     team_id = body.get("team_id") or context.get("team_id") or ""
-    await publish_home(SlackUser(team_id, event["user"]), client, services)
+    later(context, publish_home(SlackUser(team_id, event["user"]), client, services))
 
 
 async def publish_home(user: SlackUser, client: AsyncWebClient, services: Services) -> None:

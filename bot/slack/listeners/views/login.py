@@ -8,6 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.accounts import SlackUser
 from bot.services import Services
+from bot.slack.after_ack import later
 from bot.slack.blocks import modals
 from bot.slack.forms import form_context, text_value
 from bot.slack.ids import Fields
@@ -35,6 +36,12 @@ async def handle_login_submission(
         view=modals.loading(TITLE, meta, "Checking your token with GitLab…"),
     )
     who = SlackUser(body["user"]["team_id"], body["user"]["id"])
+    later(context, link_and_tell(who, token, view["id"], client, services))
+
+
+async def link_and_tell(
+    who: SlackUser, token: str, view_id: str, client: AsyncWebClient, services: Services
+) -> None:
     try:
         link = await services.accounts.link(who, token, linked_by=who.user_id)
     except Exception as exc:
@@ -45,4 +52,4 @@ async def handle_login_submission(
         text = (
             f":white_check_mark: Linked to GitLab user *{link.gitlab_username}* ({scopes}{expiry})."
         )
-    await client.views_update(view_id=view["id"], view=modals.notice(TITLE, text))
+    await client.views_update(view_id=view_id, view=modals.notice(TITLE, text))

@@ -18,6 +18,4 @@ async def handle_pull_config_submission(
     context: dict[str, Any],
 ) -> None:
     attributes, errors = read_pull_config_form(view)
-    await submit_change(
-        ack, body, view, client, context["services"], Operation.PULL_CONFIG, attributes, errors
-    )
+    await submit_change(ack, body, view, client, context, Operation.PULL_CONFIG, attributes, errors)

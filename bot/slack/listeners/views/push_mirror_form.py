@@ -25,7 +25,7 @@ async def handle_push_mirror_submission(
         body,
         view,
         client,
-        context["services"],
+        context,
         Operation.ADD if adding else Operation.EDIT,
         attributes,
         errors,
