@@ -59,15 +59,18 @@ class Connection:
         self._writer.write(raw)
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
-        length = 0
+        fields = {}
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-            elif name.strip().lower() == b"connection" and value.strip().lower() == b"close":
-                self.close()
-        if length and self._reader is not None:
+            fields[name.strip().lower()] = value.strip().lower()
+        if fields.get(b"transfer-encoding") == b"chunked":
+            while size := int(await self._reader.readuntil(b"\r\n"), 16):
+                await self._reader.readexactly(size + 2)
+            await self._reader.readuntil(b"\r\n")
+        elif length := int(fields.get(b"content-length", 0)):
             await self._reader.readexactly(length)
+        if fields.get(b"connection") == b"close":
+            self.close()
         return status
 
     def close(self) -> None:

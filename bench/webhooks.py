@@ -25,9 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-import aiohttp
 import psycopg
 from common import Serve, SlackStandIn, bot_env, free_port, percentile, table
+from loadgen import encode_post, open_loop
 from sqlalchemy import create_engine, text
 
 from bot.store.db import sync_url
@@ -64,35 +64,23 @@ async def generate(url: str, rate: int, seconds: float) -> dict:
             "commits": [],
         }
     ).encode()
-    results: list[tuple[str, int, float]] = []
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(key: str) -> None:
-            headers = {
+    keys = [str(uuid.uuid4()) for _ in range(int(rate * seconds))]
+    requests = [
+        encode_post(
+            url,
+            {
                 "X-Gitlab-Token": SECRET,
                 "X-Gitlab-Event": "Push Hook",
                 "Content-Type": "application/json",
                 "Idempotency-Key": key,
                 "X-Gitlab-Event-UUID": key,
-            }
-            started = time.monotonic()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    results.append((key, response.status, time.monotonic() - started))
-            except (TimeoutError, aiohttp.ClientError):
-                results.append((key, 0, time.monotonic() - started))
-
-        tasks = []
-        start = time.monotonic()
-        for n in range(int(rate * seconds)):
-            delay = start + n / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(str(uuid.uuid4()))))
-        await asyncio.gather(*tasks)
-        elapsed = time.monotonic() - start
+            },
+            body,
+        )
+        for key in keys
+    ]
+    outcomes, elapsed = await open_loop(url, requests, rate)
+    results = [(keys[o.index], o.status, o.seconds) for o in outcomes]
     return {"results": results, "elapsed": elapsed}
 
 

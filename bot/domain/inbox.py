@@ -12,9 +12,9 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -94,13 +94,11 @@ async def insert_events(
     async with transaction(sessions) as session:
         dialect = session.bind.dialect.name if session.bind else "sqlite"
         insert = postgres_insert if dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(WebhookEvent)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(WebhookEvent.delivery_key)
-        )
-        return set((await session.scalars(statement)).all())
+        # One statement, many parameter sets: SQLAlchemy compiles it once and sends the
+        # batch as multi-row INSERTs; a statement with the rows in it compiled every time.
+        events = cast(Table, WebhookEvent.__table__)
+        statement = insert(events).on_conflict_do_nothing().returning(events.c.delivery_key)
+        return set((await session.execute(statement, rows)).scalars().all())
 
 
 class InboxWriter:
@@ -173,14 +171,14 @@ async def process_pending(
     delays = list(check_delays)
     async with transaction(sessions) as session:
         query = (
-            select(WebhookEvent)
+            select(WebhookEvent.id, WebhookEvent.project_id)
             .where(WebhookEvent.processed_at.is_(None))
             .order_by(WebhookEvent.id)
             .limit(limit)
         )
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        events = (await session.scalars(query)).all()
+        events = (await session.execute(query)).all()
         watched = (
             set(
                 (
@@ -204,6 +202,7 @@ async def process_pending(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_([e.id for e in events]))
                 .values(processed_at=utcnow())
+                .execution_options(synchronize_session=False)  # no objects were loaded
             )
         return len(events)
 
