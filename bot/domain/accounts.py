@@ -138,6 +138,12 @@ class Accounts:
             token = self._cipher.decrypt(row.token_ciphertext)
         return self.gitlab_with_token(token)
 
+    async def gitlab_or_none(self, who: SlackUser) -> GitLabClient | None:
+        try:
+            return await self.gitlab_for(who)
+        except NotLinked:
+            return None
+
 
 async def _find(session: AsyncSession, who: SlackUser) -> LinkedAccount | None:
     result = await session.scalars(

@@ -80,7 +80,9 @@ async def answer_mirror_button(
         if isinstance(reply, MirrorList):  # paging: the list replaces itself
             await respond(**render(reply).as_kwargs(), replace_original=True)
             return
-        gitlab = await _gitlab_of(actor, services)
+        # A change is followed and re-rendered as the person who made it.
+        changed = isinstance(reply, _CHANGES)
+        gitlab = await services.accounts.gitlab_or_none(actor.slack_user) if changed else None
         await deliver(
             reply,
             client=client,
@@ -90,7 +92,7 @@ async def answer_mirror_button(
             services=services,
             gitlab=gitlab,
         )
-        if not isinstance(reply, _CHANGES) or gitlab is None:
+        if gitlab is None:
             return
         target = MirrorRef.model_validate_json(action["value"])
         if from_home(body):
@@ -101,12 +103,6 @@ async def answer_mirror_button(
             )
     except Exception as exc:
         await report_failure(exc, respond)
-
-
-async def _gitlab_of(actor: Actor, services: Services) -> GitLabClient | None:
-    if await services.accounts.get(actor.slack_user) is None:
-        return None
-    return await services.accounts.gitlab_for(actor.slack_user)
 
 
 async def refresh_message(

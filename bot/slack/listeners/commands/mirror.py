@@ -7,7 +7,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.parse import Command, UsageError, parse_command
-from bot.commands.results import Problem
+from bot.commands.results import Problem, SyncStarted
 from bot.commands.run import MODAL_COMMANDS, Actor, run_command
 from bot.services import Services
 from bot.slack import forms
@@ -45,7 +45,7 @@ async def answer_mirror_command(
             return
         reply = await run_command(parsed, actor, services)
         gitlab = None
-        if parsed.project is not None and await services.accounts.get(actor.slack_user):
+        if isinstance(reply, SyncStarted):  # its progress is followed as the caller
             gitlab = await services.accounts.gitlab_for(actor.slack_user)
         await deliver(
             reply,
