@@ -10,7 +10,8 @@ from bot.commands.buttons import press
 from bot.services import Services
 from bot.slack.after_ack import later
 from bot.slack.delivery import Respond, deliver
-from bot.slack.listeners.actions.mirror_buttons import actor_of
+from bot.slack.listeners.actions.mirror_buttons import actor_of, direct_message
+from bot.slack.listeners.guard import report_failure
 
 
 async def handle_mute_button(
@@ -33,12 +34,16 @@ async def answer_mute_button(
     services: Services,
 ) -> None:
     actor = actor_of(body)
-    reply = await press(action["action_id"], action["value"], actor, services)
-    await deliver(
-        reply,
-        client=client,
-        respond=respond,
-        channel_id=actor.channel_id,
-        user_id=actor.user_id,
-        services=services,
-    )
+    tell = respond or direct_message(client, actor.user_id)
+    try:
+        reply = await press(action["action_id"], action["value"], actor, services)
+        await deliver(
+            reply,
+            client=client,
+            respond=respond,
+            channel_id=actor.channel_id,
+            user_id=actor.user_id,
+            services=services,
+        )
+    except Exception as exc:
+        await report_failure(exc, tell)

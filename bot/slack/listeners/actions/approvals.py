@@ -16,6 +16,7 @@ from bot.slack.blocks.replies import approval_card, render
 from bot.slack.delivery import Respond
 from bot.slack.ids import ApprovalRef
 from bot.slack.listeners.actions.mirror_buttons import actor_of, direct_message
+from bot.slack.listeners.guard import report_failure
 
 
 async def handle_approval_button(
@@ -39,13 +40,18 @@ async def answer_approval_button(
 ) -> None:
     clicker = actor_of(body)
     tell = respond or direct_message(client, clicker.user_id)
-    reply = await press(action["action_id"], action["value"], clicker, services)
-    if isinstance(reply, Problem):
-        await tell(**render(reply).as_kwargs(), replace_original=False, response_type="ephemeral")
-    request_id = ApprovalRef.model_validate_json(action["value"]).request_id
-    approval = await services.approvals.get(request_id)
-    if approval is not None:
-        await update_card(approval, client, tell)
+    try:
+        reply = await press(action["action_id"], action["value"], clicker, services)
+        if isinstance(reply, Problem):
+            await tell(
+                **render(reply).as_kwargs(), replace_original=False, response_type="ephemeral"
+            )
+        request_id = ApprovalRef.model_validate_json(action["value"]).request_id
+        approval = await services.approvals.get(request_id)
+        if approval is not None:
+            await update_card(approval, client, tell)
+    except Exception as exc:
+        await report_failure(exc, tell)
 
 
 async def update_card(approval: Approval, client: AsyncWebClient, respond: Respond) -> None:
