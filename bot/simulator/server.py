@@ -12,6 +12,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -59,6 +60,14 @@ class RequestLog:
             self.entries.clear()
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform
+        return None
+    return uvloop.new_event_loop
+
+
 class _DroppedConnection(Exception):
     """Raised mid-response: uvicorn then closes the connection without a complete answer."""
 
@@ -93,7 +102,10 @@ class GitLabSimulator:
         return f"http://127.0.0.1:{self.port}"
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._socket]))
+        # uvloop (from uvicorn[standard]) where there is one: the simulator stands in for a
+        # server with cores of its own, so its own cost per request should stay small.
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(self._server.serve(sockets=[self._socket]))
 
     def start(self) -> GitLabSimulator:
         self._thread.start()
