@@ -38,13 +38,15 @@ _CHANGES = {
 }
 _READS = {MirrorActions.PUBLIC_KEY: "key", MirrorActions.DETAILS: "show"}
 
+_APPROVAL_ACTIONS = frozenset(action.value for action in ApprovalActions)
+
 
 async def press(action_id: str, value: str, actor: Actor, services: Services) -> Reply:
     return await run_guarded(lambda: _press(action_id, value, actor, services))
 
 
 async def _press(action_id: str, value: str, actor: Actor, services: Services) -> Reply:
-    if action_id in set(ApprovalActions):
+    if action_id in _APPROVAL_ACTIONS:
         return await decide(
             ApprovalActions(action_id),
             ApprovalRef.model_validate_json(value).request_id,

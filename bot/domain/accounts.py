@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.errors import NotLinked, TokenNotUsable
@@ -145,11 +145,14 @@ class Accounts:
             return None
 
 
+# Built once: every Slack reply looks its user up, and building the query each time cost
+# more than running it.
+_FIND_LINK = select(LinkedAccount).where(
+    LinkedAccount.slack_team_id == bindparam("team_id"),
+    LinkedAccount.slack_user_id == bindparam("user_id"),
+)
+
+
 async def _find(session: AsyncSession, who: SlackUser) -> LinkedAccount | None:
-    result = await session.scalars(
-        select(LinkedAccount).where(
-            LinkedAccount.slack_team_id == who.team_id,
-            LinkedAccount.slack_user_id == who.user_id,
-        )
-    )
+    result = await session.scalars(_FIND_LINK, {"team_id": who.team_id, "user_id": who.user_id})
     return result.first()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from slack_bolt.async_app import AsyncApp
 
@@ -11,8 +12,12 @@ from bot.slack.listeners.actions.mirror_buttons import handle_mirror_button
 
 
 def register(app: AsyncApp) -> None:
-    for action in MirrorActions:
-        app.action(re.compile(f"^{re.escape(action.value)}(-prev)?$"))(handle_mirror_button)
-    for decision in ApprovalActions:
-        app.action(decision.value)(handle_approval_button)
+    # One listener per kind of button: Bolt tries listeners in turn on every request.
+    app.action(one_of(MirrorActions, suffix="(-prev)?"))(handle_mirror_button)
+    app.action(one_of(ApprovalActions))(handle_approval_button)
     app.action(AlertActions.MUTE.value)(handle_mute_button)
+
+
+def one_of(actions: type[StrEnum], *, suffix: str = "") -> re.Pattern[str]:
+    choices = "|".join(re.escape(action.value) for action in actions)
+    return re.compile(f"^({choices}){suffix}$")
