@@ -136,6 +136,10 @@ async def baseline(gitlab_url: str, project_id: int, count: int, concurrency: in
     return latencies
 
 
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
@@ -191,11 +195,11 @@ def main() -> int:
     )
     print(
         table(
-            "time to Slack's response (s)",
+            "time to Slack's response (ms)",
             [
-                ("p50", percentile(acks, 50), percentile(inline, 50)),
-                ("p99", percentile(acks, 99), percentile(inline, 99)),
-                ("max", max(acks), max(inline)),
+                ("p50", ms(percentile(acks, 50)), ms(percentile(inline, 50))),
+                ("p99", ms(percentile(acks, 99)), ms(percentile(inline, 99))),
+                ("max", ms(max(acks)), ms(max(inline))),
                 (
                     "over 3 s (count)",
                     sum(1 for a in acks if a > 3),

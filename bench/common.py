@@ -81,7 +81,7 @@ def bot_env(
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": slack.api_url,
-            "MIRRORBOT_LOG_LEVEL": "WARNING",
+            "MIRRORBOT_LOG_LEVEL": "INFO",  # as in production: a line per request
             "MIRRORBOT_POLL_INTERVAL": "3600",
         }
     )

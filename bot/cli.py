@@ -291,6 +291,7 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
         timeout_graceful_shutdown=8,
         log_level=settings.mirrorbot_log_level.lower(),
         log_config=None,
+        access_log=False,  # RequestLog writes the one line per request
     )
 
 

@@ -27,7 +27,7 @@ from bot.services import Services, build_services
 from bot.slack.app import build_slack_client, build_slack_surface
 from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
-from bot.webhooks.gitlab import gitlab_webhook_endpoint
+from bot.webhooks.gitlab import GitLabWebhook
 from bot.workers import Workers, WorkerTiming
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,7 @@ def create_app(
         middleware=[Middleware(RequestLog)],
         routes=[
             Route(REQUEST_PATH, slack_events, methods=["POST"]),
-            Route(
-                "/gitlab/webhook", gitlab_webhook_endpoint(services, inbox_writer), methods=["POST"]
-            ),
+            Route("/gitlab/webhook", GitLabWebhook(services, inbox_writer), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],

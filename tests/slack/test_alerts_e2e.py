@@ -202,6 +202,24 @@ def test_bad_webhooks_get_a_clear_4xx(harness: Harness, body, event, status):
     assert "error" in response.json()
 
 
+def test_an_oversized_webhook_without_a_length_is_refused_while_reading(harness: Harness):
+    def chunks():
+        for _ in range(6):
+            yield b" " * (1024 * 1024)
+
+    response = httpx.post(
+        f"{harness.server.url}/gitlab/webhook",
+        content=chunks(),  # sent chunked: no Content-Length to refuse it by
+        headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": WEBHOOK_SECRET},
+    )
+    assert response.status_code == 413
+    assert response.json() == {"error": "payload too large"}
+
+
+def test_the_webhook_answers_only_post(harness: Harness):
+    assert httpx.get(f"{harness.server.url}/gitlab/webhook").status_code == 405
+
+
 def test_the_monitor_alone_detects_a_failure(sample, gitlab_sim, slack, sqlite_url):
     h = start_harness(
         sample, gitlab_sim, slack, sqlite_url, generate_key(), mirrorbot_poll_interval=1
