@@ -81,19 +81,19 @@ def build_slack_surface(services: Services, *, verify_requests: bool = True) -> 
         process_before_response=True,
     )
 
-    async def inject_services(context: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+    # One middleware, not two: Bolt inspects and fills each one's arguments per request.
+    async def with_services(
+        context: dict[str, Any], body: dict[str, Any], next: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Hand listeners the services, and count each request's outcome."""
         context["services"] = services
         context["after_ack"] = after_ack
-        await next()
-
-    async def count_outcomes(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
         response = await next()
         kind = str(body.get("type") or ("command" if "command" in body else "other"))
         status = getattr(response, "status", 200)
         metrics.SLACK_HANDLER_OUTCOMES.labels(kind, "ok" if status < 400 else str(status)).inc()
         return response
 
-    app.use(inject_services)
-    app.use(count_outcomes)
+    app.use(with_services)
     listeners.register(app)
     return SlackSurface(app, identity, after_ack)
