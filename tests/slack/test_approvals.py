@@ -166,3 +166,10 @@ def test_expired_cards_are_updated_by_the_sweeper(linked: Harness):
     request_delete(linked)
     linked.wait_post("expired without a decision", method="chat.update")
     assert deletes(linked) == 0
+
+
+def test_a_click_that_fails_after_the_ack_is_told_to_the_person(linked: Harness):
+    # A value no button of ours carries: the work after the ack raises, and the person
+    # gets one line instead of silence.
+    linked.click(ApprovalActions.APPROVE, "not a request", user="UBOB")
+    linked.wait_response("something went wrong on Mirrorbot's side")

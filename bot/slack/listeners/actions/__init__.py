@@ -6,16 +6,17 @@ from enum import StrEnum
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.ids import AlertActions, ApprovalActions, MirrorActions
-from bot.slack.listeners.actions.alerts import handle_mute_button
-from bot.slack.listeners.actions.approvals import handle_approval_button
-from bot.slack.listeners.actions.mirror_buttons import handle_mirror_button
+from bot.slack.listeners.actions.alerts import answer_mute_button
+from bot.slack.listeners.actions.approvals import answer_approval_button
+from bot.slack.listeners.actions.clicks import click_listener
+from bot.slack.listeners.actions.mirror_buttons import answer_mirror_button
 
 
 def register(app: AsyncApp) -> None:
     # One listener per kind of button: Bolt tries listeners in turn on every request.
-    app.action(one_of(MirrorActions, suffix="(-prev)?"))(handle_mirror_button)
-    app.action(one_of(ApprovalActions))(handle_approval_button)
-    app.action(AlertActions.MUTE.value)(handle_mute_button)
+    app.action(one_of(MirrorActions, suffix="(-prev)?"))(click_listener(answer_mirror_button))
+    app.action(one_of(ApprovalActions))(click_listener(answer_approval_button))
+    app.action(AlertActions.MUTE.value)(click_listener(answer_mute_button))
 
 
 def one_of(actions: type[StrEnum], *, suffix: str = "") -> re.Pattern[str]:

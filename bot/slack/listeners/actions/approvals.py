@@ -11,47 +11,29 @@ from bot.commands.buttons import press
 from bot.commands.results import Problem
 from bot.domain.approvals import Approval
 from bot.services import Services
-from bot.slack.after_ack import later
 from bot.slack.blocks.replies import approval_card, render
 from bot.slack.delivery import Respond
 from bot.slack.ids import ApprovalRef
-from bot.slack.listeners.actions.mirror_buttons import actor_of, direct_message
-from bot.slack.listeners.guard import report_failure
-
-
-async def handle_approval_button(
-    ack: Any,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: AsyncWebClient,
-    respond: Respond | None,
-    context: dict[str, Any],
-) -> None:
-    await ack()
-    later(context, answer_approval_button(body, action, client, respond, context["services"]))
+from bot.slack.listeners.actions.clicks import actor_of
 
 
 async def answer_approval_button(
     body: dict[str, Any],
     action: dict[str, Any],
     client: AsyncWebClient,
-    respond: Respond | None,
+    respond: Respond,
     services: Services,
 ) -> None:
     clicker = actor_of(body)
-    tell = respond or direct_message(client, clicker.user_id)
-    try:
-        reply = await press(action["action_id"], action["value"], clicker, services)
-        if isinstance(reply, Problem):
-            await tell(
-                **render(reply).as_kwargs(), replace_original=False, response_type="ephemeral"
-            )
-        request_id = ApprovalRef.model_validate_json(action["value"]).request_id
-        approval = await services.approvals.get(request_id)
-        if approval is not None:
-            await update_card(approval, client, tell)
-    except Exception as exc:
-        await report_failure(exc, tell)
+    reply = await press(action["action_id"], action["value"], clicker, services)
+    if isinstance(reply, Problem):
+        await respond(
+            **render(reply).as_kwargs(), replace_original=False, response_type="ephemeral"
+        )
+    request_id = ApprovalRef.model_validate_json(action["value"]).request_id
+    approval = await services.approvals.get(request_id)
+    if approval is not None:
+        await update_card(approval, client, respond)
 
 
 async def update_card(approval: Approval, client: AsyncWebClient, respond: Respond) -> None:

@@ -9,100 +9,59 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.buttons import press
 from bot.commands.results import ApprovalNeeded, ChangeMade, MirrorList, SyncStarted
-from bot.commands.run import Actor
 from bot.domain.mirrors import list_project_mirrors
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import MirrorNotFound
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
-from bot.slack.after_ack import later
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.replies import render
 from bot.slack.blocks.text import context as context_block
 from bot.slack.delivery import Respond, deliver
 from bot.slack.ids import MirrorRef
+from bot.slack.listeners.actions.clicks import actor_of
 from bot.slack.listeners.events.app_home import publish_home
-from bot.slack.listeners.guard import report_failure
 
 _CHANGES = (ChangeMade, SyncStarted, ApprovalNeeded)
-
-
-def actor_of(body: dict[str, Any]) -> Actor:
-    """Who clicked, and where: a click in the App Home has no channel, so answers go to
-    the person's direct messages with the app."""
-    user = body["user"]
-    team = user.get("team_id") or body.get("team", {}).get("id", "")
-    channel = (
-        (body.get("channel") or {}).get("id")
-        or body.get("container", {}).get("channel_id")
-        or user["id"]
-    )
-    return Actor(team, user["id"], channel)
 
 
 def from_home(body: dict[str, Any]) -> bool:
     return bool(body.get("container", {}).get("type") == "view")
 
 
-def direct_message(client: AsyncWebClient, user_id: str) -> Respond:
-    async def send(**message: Any) -> Any:
-        message.pop("replace_original", None)
-        message.pop("response_type", None)
-        return await client.chat_postMessage(channel=user_id, **message)
-
-    return send
-
-
-async def handle_mirror_button(
-    ack: Any,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: AsyncWebClient,
-    respond: Respond | None,
-    context: dict[str, Any],
-) -> None:
-    await ack()
-    later(context, answer_mirror_button(body, action, client, respond, context["services"]))
-
-
 async def answer_mirror_button(
     body: dict[str, Any],
     action: dict[str, Any],
     client: AsyncWebClient,
-    respond: Respond | None,
+    respond: Respond,
     services: Services,
 ) -> None:
     actor = actor_of(body)
-    if respond is None:  # App Home: no response_url; answer in the app's DM
-        respond = direct_message(client, actor.user_id)
-    try:
-        reply = await press(action["action_id"], action["value"], actor, services)
-        if isinstance(reply, MirrorList):  # paging: the list replaces itself
-            await respond(**render(reply).as_kwargs(), replace_original=True)
-            return
-        # A change is followed and re-rendered as the person who made it.
-        changed = isinstance(reply, _CHANGES)
-        gitlab = await services.accounts.gitlab_or_none(actor.slack_user) if changed else None
-        await deliver(
-            reply,
-            client=client,
-            respond=respond,
-            channel_id=actor.channel_id,
-            user_id=actor.user_id,
-            services=services,
-            gitlab=gitlab,
+    reply = await press(action["action_id"], action["value"], actor, services)
+    if isinstance(reply, MirrorList):  # paging: the list replaces itself
+        await respond(**render(reply).as_kwargs(), replace_original=True)
+        return
+    # A change is followed and re-rendered as the person who made it.
+    changed = isinstance(reply, _CHANGES)
+    gitlab = await services.accounts.gitlab_or_none(actor.slack_user) if changed else None
+    await deliver(
+        reply,
+        client=client,
+        respond=respond,
+        channel_id=actor.channel_id,
+        user_id=actor.user_id,
+        services=services,
+        gitlab=gitlab,
+    )
+    if gitlab is None:
+        return
+    target = MirrorRef.model_validate_json(action["value"])
+    if from_home(body):
+        await publish_home(actor.slack_user, client, services)
+    elif target.mirror_id is not None:
+        await refresh_message(
+            body, respond, gitlab, ProjectRef(str(target.project_id)), target.mirror_id
         )
-        if gitlab is None:
-            return
-        target = MirrorRef.model_validate_json(action["value"])
-        if from_home(body):
-            await publish_home(actor.slack_user, client, services)
-        elif target.mirror_id is not None:
-            await refresh_message(
-                body, respond, gitlab, ProjectRef(str(target.project_id)), target.mirror_id
-            )
-    except Exception as exc:
-        await report_failure(exc, respond)
 
 
 async def refresh_message(
