@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -32,6 +33,7 @@ from common import (
     Serve,
     SlackStandIn,
     bot_env,
+    cpu_seconds,
     mirrorbot,
     percentile,
     start_gitlab,
@@ -92,29 +94,39 @@ def click_body(project_id: int, mirror_id: int, response_url: str) -> str:
     return urlencode({"payload": json.dumps(payload)})
 
 
-async def fire(url: str, requests: list[dict[str, str]], concurrency: int) -> list[float]:
-    """Send pre-signed requests, `concurrency` at a time; the time each took to answer."""
+@dataclass
+class Load:
+    latencies: list[float]  # seconds, one per request
+    seconds: float  # from the first request sent to the last answer
+    server_cpu_seconds: float  # what the server used in that time
+
+
+async def fire(url: str, requests: list[dict[str, str]], concurrency: int, server: int) -> Load:
+    """Send pre-signed requests, `concurrency` at a time, to the server with pid `server`."""
     encoded = [encode_post(url, r["headers"], r["body"].encode()) for r in requests]
+    cpu_before, started = cpu_seconds(server), time.monotonic()
     outcomes = await closed_loop(url, encoded, concurrency)
+    cpu_used, seconds = cpu_seconds(server) - cpu_before, time.monotonic() - started
     assert all(o.status == 200 for o in outcomes), [o.status for o in outcomes if o.status != 200]
-    return [o.seconds for o in outcomes]
+    return Load([o.seconds for o in outcomes], seconds, cpu_used)
 
 
 def fire_from_another_process(
-    url: str, requests: list[dict[str, str]], concurrency: int
-) -> list[float]:
+    serve: Serve, requests: list[dict[str, str]], concurrency: int
+) -> Load:
     """The load comes from its own process, so it does not share a GIL with the simulator
     and the Slack stand-in running here."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(requests, file)
+    url, pid = f"{serve.url}/slack/events", str(serve.process.pid)
     output = subprocess.run(
-        [sys.executable, __file__, "--generate", url, file.name, str(concurrency)],
+        [sys.executable, __file__, "--generate", url, file.name, str(concurrency), pid],
         capture_output=True,
         text=True,
         check=True,
         timeout=600,
     )
-    return list(json.loads(output.stdout))
+    return Load(**json.loads(output.stdout))
 
 
 async def baseline(gitlab_url: str, project_id: int, count: int, concurrency: int) -> list[float]:
@@ -146,12 +158,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=25)
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--generate", nargs=3, metavar=("URL", "FILE", "CONCURRENCY"))
+    parser.add_argument("--generate", nargs=4, metavar=("URL", "FILE", "CONCURRENCY", "PID"))
     args = parser.parse_args()
     if args.generate:
-        url, path, concurrency = args.generate
+        url, path, concurrency, pid = args.generate
         requests = json.loads(Path(path).read_text())
-        print(json.dumps(asyncio.run(fire(url, requests, int(concurrency)))))
+        load = asyncio.run(fire(url, requests, int(concurrency), int(pid)))
+        print(json.dumps(asdict(load)))
         return 0
     if args.tiny:
         args.requests, args.latency = 30, 0.2
@@ -174,13 +187,12 @@ def main() -> int:
                     target = project.path if text == "list" else f"{project.path} {mirror_id}"
                     bodies.append(command_body(f"{text} {target}", response_url))
             requests = [{"body": body, "headers": signed(body)} for body in bodies]
-            started = time.monotonic()
-            acks = fire_from_another_process(
-                f"{serve.url}/slack/events", requests, args.concurrency
-            )
-            sent = time.monotonic() - started
+            started, cpu_before = time.monotonic(), cpu_seconds(serve.process.pid)
+            load = fire_from_another_process(serve, requests, args.concurrency)
+            acks = load.latencies
             slack.wait_for(lambda: len(slack.of("response_url")) >= args.requests, timeout=300)
             all_replied = time.monotonic() - started
+            cpu_in_all = cpu_seconds(serve.process.pid) - cpu_before
             replies = len(slack.of("response_url"))
         finally:
             serve.stop()
@@ -208,9 +220,14 @@ def main() -> int:
             ],
         )
     )
+    # The CPU includes the reply work each ack starts, up to its first GitLab call.
     print(
-        f"\nall {args.requests} sent in {sent:.1f} s; {replies} replies reached their "
-        f"response_url within {all_replied:.1f} s of the first request"
+        f"\nall {args.requests} answered in {load.seconds:.2f} s "
+        f"({args.requests / load.seconds:,.0f}/s), the server using "
+        f"{load.server_cpu_seconds / args.requests * 1000:.2f} ms of CPU per request; "
+        f"{replies} replies reached their response_url within {all_replied:.1f} s, "
+        f"the server using {cpu_in_all / args.requests * 1000:.2f} ms of CPU per request "
+        "in all"
     )
     return 0 if replies >= args.requests else 1
 

@@ -101,6 +101,13 @@ def mirrorbot(env: dict[str, str], *args: str, stdin: str = "") -> None:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU process `pid` has used so far: unlike a latency, it barely
+    moves with what else the shared machine is doing."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Serve:
     """`mirrorbot serve` as its own process, as in production (no shared GIL with the load)."""
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError, Settings, load_settings
@@ -21,6 +20,7 @@ from bot.domain.accounts import Accounts, SlackUser
 from bot.domain.errors import DomainError
 from bot.gitlab.client import GitLabClient, create_http_client
 from bot.gitlab.errors import GitLabError
+from bot.gitlab.http import GitLabHTTP
 from bot.logs import configure_logging
 from bot.slack_workspace import SlackCheckError, resolve_team_id
 from bot.store.crypto import SecretKeyError, TokenCipher
@@ -64,7 +64,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    gitlab_http: httpx.AsyncClient
+    gitlab_http: GitLabHTTP
     accounts: Accounts
 
 

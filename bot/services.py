@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -14,6 +13,7 @@ from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import Subscriptions
 from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
+from bot.gitlab.http import GitLabHTTP
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory
 
@@ -32,7 +32,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    gitlab_http: httpx.AsyncClient
+    gitlab_http: GitLabHTTP
     accounts: Accounts
     approvals: Approvals
     subscriptions: Subscriptions

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
+from bot.gitlab.http import GitLabHTTP
 from bot.simulator import GitLabSimulator, Timing, World
 from bot.simulator.world import SimProject, SimPushMirror, SimUser
 from bot.store.crypto import TokenCipher, generate_key
@@ -93,14 +93,14 @@ def gitlab_sim(sample: SampleGitLab) -> Iterator[GitLabSimulator]:
 
 
 @pytest.fixture
-async def gitlab_http(gitlab_sim: GitLabSimulator) -> AsyncIterator[httpx.AsyncClient]:
+async def gitlab_http(gitlab_sim: GitLabSimulator) -> AsyncIterator[GitLabHTTP]:
     http = create_http_client(gitlab_sim.url, timeout=5.0)
     yield http
     await http.aclose()
 
 
 @pytest.fixture
-def alice_gitlab(gitlab_http: httpx.AsyncClient) -> GitLabClient:
+def alice_gitlab(gitlab_http: GitLabHTTP) -> GitLabClient:
     return GitLabClient(gitlab_http, ALICE_TOKEN, FAST_RETRY)
 
 

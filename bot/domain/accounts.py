@@ -6,21 +6,26 @@ before they are stored, and stored only encrypted.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date
 
-import httpx
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.errors import NotLinked, TokenNotUsable
 from bot.gitlab.client import GitLabClient, RetryPolicy
 from bot.gitlab.errors import InsufficientScope
+from bot.gitlab.http import GitLabHTTP
 from bot.store.crypto import TokenCipher
 from bot.store.db import transaction
 from bot.store.models import LinkedAccount, utcnow
 
 MAX_TOKEN_LENGTH = 512
+# Every command and click needs its user's token. A lookup through the async engine costs
+# about as much CPU as the rest of the request, so tokens are kept this long. A link
+# changed here is seen at once; one changed by the CLI or another replica within this.
+TOKEN_CACHE_SECONDS = 10.0
 _NEEDS_API = "it needs `api` (or `read_api` for read-only use)"
 
 
@@ -64,13 +69,14 @@ class Accounts:
         self,
         sessions: async_sessionmaker[AsyncSession],
         cipher: TokenCipher,
-        gitlab_http: httpx.AsyncClient,
+        gitlab_http: GitLabHTTP,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
         self._http = gitlab_http
         self._retry = retry
+        self._tokens = _RecentTokens(TOKEN_CACHE_SECONDS)
 
     def gitlab_with_token(self, token: str) -> GitLabClient:
         return GitLabClient(self._http, token, self._retry)
@@ -103,7 +109,9 @@ class Accounts:
             row.token_expires_at = details.expires_at if details else None
             row.linked_by = linked_by
             row.linked_at = utcnow()
-            return AccountLink.of(row)
+            link = AccountLink.of(row)
+        self._tokens.forget(who)  # after the commit: a lookup racing it stores nothing
+        return link
 
     async def unlink(self, who: SlackUser) -> bool:
         async with transaction(self._sessions) as session:
@@ -113,7 +121,8 @@ class Accounts:
                     LinkedAccount.slack_user_id == who.user_id,
                 )
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        self._tokens.forget(who)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, who: SlackUser) -> AccountLink | None:
         async with self._sessions() as session:
@@ -131,11 +140,15 @@ class Accounts:
 
     async def gitlab_for(self, who: SlackUser) -> GitLabClient:
         """A GitLab client acting as `who`; `NotLinked` if they have no link."""
-        async with self._sessions() as session:
-            row = await _find(session, who)
-            if row is None:
-                raise NotLinked()
-            token = self._cipher.decrypt(row.token_ciphertext)
+        token = self._tokens.get(who)
+        if token is None:
+            generation = self._tokens.generation
+            async with self._sessions() as session:
+                row = await _find(session, who)
+                if row is None:
+                    raise NotLinked()
+                token = self._cipher.decrypt(row.token_ciphertext)
+            self._tokens.put(who, token, generation)
         return self.gitlab_with_token(token)
 
     async def gitlab_or_none(self, who: SlackUser) -> GitLabClient | None:
@@ -143,6 +156,34 @@ class Accounts:
             return await self.gitlab_for(who)
         except NotLinked:
             return None
+
+
+class _RecentTokens:
+    """Decrypted tokens looked up in the last `seconds`, in this process's memory only."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._tokens: dict[SlackUser, tuple[float, str]] = {}
+        # Bumped by every change, so a lookup that raced a change does not store its answer.
+        self.generation = 0
+
+    def get(self, who: SlackUser) -> str | None:
+        found = self._tokens.get(who)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, who: SlackUser, token: str, generation: int) -> None:
+        if generation != self.generation:
+            return
+        now = time.monotonic()
+        if len(self._tokens) >= 1000:  # a workspace's active users; drop the expired
+            self._tokens = {k: v for k, v in self._tokens.items() if v[0] >= now}
+        self._tokens[who] = (now + self._seconds, token)
+
+    def forget(self, who: SlackUser) -> None:
+        self.generation += 1
+        self._tokens.pop(who, None)
 
 
 # Built once: every Slack reply looks its user up, and building the query each time cost

@@ -1,6 +1,6 @@
 """Async client for GitLab's mirror API, one method per documented endpoint.
 
-One pooled `httpx.AsyncClient` per process is shared; a `GitLabClient` is a cheap view
+One pooled `GitLabHTTP` per process is shared; a `GitLabClient` is a cheap view
 of it bound to one person's token, so GitLab's own permissions decide what they may do.
 Failures become the typed errors of `bot.gitlab.errors`; 429, 5xx and dropped
 connections are retried within a bounded time, and only where repeating is safe.
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
-import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from bot import __version__, metrics
+from bot import metrics
 from bot.gitlab import errors
 from bot.gitlab.budget import RequestBudget
+from bot.gitlab.http import Answer, Dropped, GitLabHTTP, Refused, TimedOut
 from bot.gitlab.models import (
     GitLabUser,
     PersonalAccessToken,
@@ -34,7 +34,6 @@ from bot.gitlab.models import (
     PushMirrorUpdate,
 )
 from bot.gitlab.refs import ProjectRef
-from bot.gitlab.transport import AiohttpTransport
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -44,18 +43,9 @@ MAX_PAGES = 50
 
 def create_http_client(
     gitlab_url: str, *, timeout: float = 10.0, max_connections: int = 100
-) -> httpx.AsyncClient:
+) -> GitLabHTTP:
     """The process-wide pooled HTTP client for GitLab's API (`<gitlab_url>/api/v4`)."""
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(
-        base_url=f"{gitlab_url.rstrip('/')}/api/v4",
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=limits,
-        headers={"User-Agent": f"mirrorbot/{__version__}"},
-        transport=AiohttpTransport(max_connections=max_connections),
-    )
+    return GitLabHTTP(gitlab_url, timeout=timeout, max_connections=max_connections)
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,7 @@ class GitLabClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: GitLabHTTP,
         token: str,
         retry: RetryPolicy | None = None,
         budget: RequestBudget | None = None,
@@ -264,25 +254,25 @@ class GitLabClient:
             pages += 1
         return items
 
-    async def _send(self, call: _Call) -> httpx.Response:
+    async def _send(self, call: _Call) -> Answer:
         return await _with_retries(self._retry, call, lambda: self._send_once(call))
 
-    async def _send_once(self, call: _Call) -> httpx.Response:
+    async def _send_once(self, call: _Call) -> Answer:
         if self._budget is not None:
             await self._budget.acquire()
         started = time.monotonic()
-        answer: httpx.Response | None = None
+        answer: Answer | None = None
         try:
-            answer = await self._request(call)
-        except httpx.ConnectError as exc:
-            # Refused: the request certainly never left. (A connect *timeout* is not treated
-            # so: some transports report a dropped connection as one.)
+            answer = await self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=self._headers
+            )
+        except Refused as exc:
+            # The request certainly never left. (A connect *timeout* is not treated so: a
+            # dropped connection can look like one.)
             raise _NotSent(errors.GitLabUnreachable("connection refused")) from exc
-        except httpx.PoolTimeout as exc:
-            raise _NotSent(errors.GitLabTimeout()) from exc
-        except httpx.TimeoutException as exc:
+        except TimedOut as exc:
             raise errors.GitLabTimeout() from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        except Dropped as exc:
             raise errors.GitLabUnreachable("the connection was dropped") from exc
         finally:
             _observe(call, started, answer)
@@ -290,12 +280,7 @@ class GitLabClient:
             return answer
         raise await self._error_for(call, answer)
 
-    async def _request(self, call: _Call) -> httpx.Response:
-        return await self._http.request(
-            call.method, call.path, params=call.params, json=call.json, headers=self._headers
-        )
-
-    async def _error_for(self, call: _Call, response: httpx.Response) -> errors.GitLabError:
+    async def _error_for(self, call: _Call, response: Answer) -> errors.GitLabError:
         status = response.status_code
         body = _body_of(response)
         message = errors.message_from_body(body)
@@ -374,8 +359,8 @@ _TRANSIENT = (
 
 
 async def _with_retries(
-    policy: RetryPolicy, call: _Call, attempt: Callable[[], Awaitable[httpx.Response]]
-) -> httpx.Response:
+    policy: RetryPolicy, call: _Call, attempt: Callable[[], Awaitable[Answer]]
+) -> Answer:
     def retryable(exc: BaseException) -> bool:
         if isinstance(exc, _NotSent):
             return True
@@ -407,7 +392,7 @@ async def _with_retries(
     raise AssertionError("unreachable: tenacity either returns or raises")
 
 
-def _observe(call: _Call, started: float, response: httpx.Response | None) -> None:
+def _observe(call: _Call, started: float, response: Answer | None) -> None:
     """One log line and the metrics for every attempt, answered or not."""
     status = response.status_code if response is not None else 0
     seconds = time.monotonic() - started
@@ -423,14 +408,14 @@ def _observe(call: _Call, started: float, response: httpx.Response | None) -> No
     )
 
 
-def _body_of(response: httpx.Response) -> object:
+def _body_of(response: Answer) -> object:
     try:
         return response.json()
     except ValueError:
         return response.text
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
         return None

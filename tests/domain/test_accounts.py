@@ -1,11 +1,12 @@
 """Linking Slack users to GitLab accounts with their own tokens."""
 
+import time
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from bot.domain.accounts import Accounts, SlackUser
+from bot.domain.accounts import TOKEN_CACHE_SECONDS, Accounts, SlackUser
 from bot.domain.errors import NotLinked, TokenNotUsable
 from bot.gitlab.errors import TokenRejected
 from bot.gitlab.refs import ProjectRef
@@ -89,6 +90,28 @@ async def test_unlink_forgets_the_token(accounts):
     with pytest.raises(NotLinked) as error:
         await accounts.gitlab_for(ALICE)
     assert "/mirror login" in error.value.user_message
+
+
+async def test_a_change_made_here_is_seen_at_once_despite_the_token_cache(accounts):
+    await accounts.link(ALICE, ALICE_TOKEN, linked_by="cli")
+    await accounts.gitlab_for(ALICE)  # now remembered
+    await accounts.unlink(ALICE)
+    with pytest.raises(NotLinked):
+        await accounts.gitlab_for(ALICE)
+
+
+async def test_a_change_made_by_another_process_is_seen_within_the_cache_time(
+    accounts, sessions, cipher, gitlab_http, monkeypatch
+):
+    cli = Accounts(sessions, cipher, gitlab_http, FAST_RETRY)  # another process, same table
+    await accounts.link(ALICE, ALICE_TOKEN, linked_by="cli")
+    await accounts.gitlab_for(ALICE)
+    await cli.unlink(ALICE)
+    await accounts.gitlab_for(ALICE)  # still remembered
+    later = time.monotonic() + TOKEN_CACHE_SECONDS + 1
+    monkeypatch.setattr("bot.domain.accounts.time.monotonic", lambda: later)
+    with pytest.raises(NotLinked):
+        await accounts.gitlab_for(ALICE)
 
 
 async def test_links_are_per_workspace(accounts):

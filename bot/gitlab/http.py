@@ -1,0 +1,110 @@
+"""The process-wide connection pool to GitLab's API, on aiohttp.
+
+aiohttp directly, not behind httpx: httpx's own pool slows down sharply past ~10
+concurrent requests (the monitor and `status --refresh` fan out to dozens), and even as
+a front for aiohttp its request, URL and response objects doubled the CPU of each call.
+The failures are mapped exactly, because what is retried depends on them: a refused
+connection never reached GitLab, a dropped one might have.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from bot import __version__
+
+
+class Refused(Exception):
+    """Nothing accepted the connection: the request certainly never left."""
+
+
+class TimedOut(Exception):
+    """Connecting or waiting for the answer took too long."""
+
+
+class Dropped(Exception):
+    """The connection broke mid-exchange: GitLab may or may not have acted."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The decoded body; `ValueError` if it is not JSON."""
+        return jsonlib.loads(self.content)
+
+
+class GitLabHTTP:
+    """Pooled connections to `<gitlab_url>/api/v4`, shared by every `GitLabClient`."""
+
+    def __init__(self, gitlab_url: str, *, timeout: float, max_connections: int) -> None:
+        self.base_url = f"{gitlab_url.rstrip('/')}/api/v4"
+        self._max_connections = max_connections
+        # A pool wait counts against `connect`, as with any client that queues for one.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(timeout, 5.0), sock_read=timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the event loop that will use it.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                headers={"User-Agent": f"mirrorbot/{__version__}"},
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> Answer:
+        """`method` on `base_url + path`; raises `Refused`, `TimedOut` or `Dropped`."""
+        try:
+            async with self._client().request(
+                method,
+                self.base_url + path,
+                headers=headers,
+                params=params,
+                json=json,
+                allow_redirects=False,
+            ) as response:
+                content = await response.read()
+                return Answer(response.status, response.headers, content)
+        except aiohttp.ClientConnectorError as exc:
+            raise Refused(str(exc)) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:  # connect or read
+            raise TimedOut(str(exc) or "timed out") from exc
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientPayloadError,
+            aiohttp.ClientOSError,
+            aiohttp.ClientResponseError,
+        ) as exc:
+            raise Dropped(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
