@@ -1,27 +1,70 @@
-"""Listener work that runs after Slack has its answer.
+"""Listener work that runs after Slack has its answer, with the acks first.
 
 Bolt runs with `process_before_response=True`, so it answers Slack as soon as a listener
 returns, with no polling for the ack (its other mode checks for one every 10 ms). Every
 listener therefore acks, hands its slow part (GitLab, the database, the Web API) to
-`AfterAck.start`, and returns. The tasks are kept here so that none is garbage-collected
-mid-flight and shutdown can wait for them.
+`AfterAck.start`, and returns.
+
+Slack shows the person an error when an ack takes over 3 s, while a reply through the
+response_url may come any time within 30 minutes. So on the one event loop the acks go
+first: handed-over work starts once no new request has come in for `QUIET_SECONDS`, or
+after waiting `LONGEST_WAIT_SECONDS` under a steady stream of them. Started work is kept
+here so that none is garbage-collected mid-flight and shutdown can wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+QUIET_SECONDS = 0.005
+LONGEST_WAIT_SECONDS = 0.5
+# Work started at once when it may: a few per turn of the loop, so that a request arriving
+# meanwhile is not stuck behind all of them.
+START_BATCH = 10
+
+Work = Coroutine[Any, Any, None]
+
 
 class AfterAck:
-    def __init__(self) -> None:
+    def __init__(
+        self, quiet: float = QUIET_SECONDS, longest_wait: float = LONGEST_WAIT_SECONDS
+    ) -> None:
+        self._quiet, self._longest_wait = quiet, longest_wait
+        self._waiting: deque[tuple[float, Work]] = deque()
         self._running: set[asyncio.Task[None]] = set()
+        self._last_handed_over = 0.0
+        self._starter: asyncio.Task[None] | None = None
 
-    def start(self, work: Coroutine[Any, Any, None]) -> None:
+    def start(self, work: Work) -> None:
+        """Run `work` once the acks in progress are out (see the module's docstring)."""
+        now = time.monotonic()
+        self._last_handed_over = now
+        self._waiting.append((now, work))
+        if self._starter is None or self._starter.done():
+            self._starter = asyncio.get_running_loop().create_task(self._start_when_quiet())
+
+    async def _start_when_quiet(self) -> None:
+        while self._waiting:
+            now = time.monotonic()
+            quiet_for = now - self._last_handed_over
+            oldest_waited = now - self._waiting[0][0]
+            if quiet_for < self._quiet and oldest_waited < self._longest_wait:
+                await asyncio.sleep(
+                    min(self._quiet - quiet_for, self._longest_wait - oldest_waited)
+                )
+                continue
+            for _ in range(min(START_BATCH, len(self._waiting))):
+                self._run(self._waiting.popleft()[1])
+            await asyncio.sleep(0)  # let requests that arrived meanwhile in first
+
+    def _run(self, work: Work) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._running.add(task)
         task.add_done_callback(self._finished)
@@ -34,6 +77,10 @@ class AfterAck:
     async def drain(self, grace: float) -> None:
         """Let replies in flight finish (a restart should not drop them), then cancel what
         is left after `grace` seconds."""
+        if self._starter is not None:
+            self._starter.cancel()
+        while self._waiting:  # no more acks to favour: start what still waits
+            self._run(self._waiting.popleft()[1])
         if not self._running:
             return
         _, late = await asyncio.wait(set(self._running), timeout=grace)
@@ -44,7 +91,7 @@ class AfterAck:
             await asyncio.gather(*late, return_exceptions=True)
 
 
-def later(context: dict[str, Any], work: Coroutine[Any, Any, None]) -> None:
+def later(context: dict[str, Any], work: Work) -> None:
     """Run `work` after the listener returns (and so after Slack has its ack)."""
     after_ack: AfterAck = context["after_ack"]
     after_ack.start(work)

@@ -1,4 +1,5 @@
-"""Work handed over after an ack: kept until done, logged if it fails, drained on stop."""
+"""Work handed over after an ack: started once the acks are out, kept until done, logged
+if it fails, drained on stop."""
 
 import asyncio
 import logging
@@ -44,3 +45,54 @@ async def test_drain_waits_for_quick_replies_and_cancels_stuck_ones():
     await asyncio.wait_for(after_ack.drain(grace=0.5), timeout=5)
     assert finished == ["quick"]
     assert cancelled == ["stuck"]
+
+
+async def hand_over_steadily(after_ack: AfterAck, seconds: float, every: float) -> None:
+    """A stream of requests, each handing over work that does nothing."""
+
+    async def nothing() -> None:
+        pass
+
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        after_ack.start(nothing())
+        await asyncio.sleep(every)
+
+
+async def test_work_waits_while_requests_keep_coming_then_starts():
+    after_ack, started = AfterAck(quiet=0.1, longest_wait=30), asyncio.Event()
+
+    async def reply() -> None:
+        started.set()
+
+    after_ack.start(reply())
+    await hand_over_steadily(after_ack, seconds=0.4, every=0.01)
+    assert not started.is_set()  # the acks went first
+    await asyncio.wait_for(started.wait(), timeout=5)
+    await after_ack.drain(grace=1)
+
+
+async def test_a_steady_stream_holds_work_back_no_longer_than_the_longest_wait():
+    after_ack, started = AfterAck(quiet=30, longest_wait=0.1), asyncio.Event()
+
+    async def reply() -> None:
+        started.set()
+
+    after_ack.start(reply())
+    stream = asyncio.create_task(hand_over_steadily(after_ack, seconds=10, every=0.01))
+    try:
+        await asyncio.wait_for(started.wait(), timeout=5)
+    finally:
+        stream.cancel()
+    await after_ack.drain(grace=1)
+
+
+async def test_drain_starts_work_that_still_waits():
+    after_ack, done = AfterAck(quiet=60, longest_wait=60), []
+
+    async def reply() -> None:
+        done.append("reply")
+
+    after_ack.start(reply())
+    await asyncio.wait_for(after_ack.drain(grace=1), timeout=5)
+    assert done == ["reply"]
