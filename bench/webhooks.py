@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from common import Serve, SlackStandIn, bot_env, free_port, percentile, table
+from common import Serve, SlackStandIn, bot_env, cpu_seconds, free_port, percentile, table
 from loadgen import encode_post, open_loop
 from sqlalchemy import create_engine, text
 
@@ -84,7 +84,9 @@ async def generate(url: str, rate: int, seconds: float) -> dict:
     return {"results": results, "elapsed": elapsed}
 
 
-def run_generator(url: str, rate: int, seconds: float) -> dict:
+def run_generator(url: str, rate: int, seconds: float, server_pid: int) -> dict:
+    """The load from its own process; adds the CPU the server used meanwhile."""
+    cpu_before = cpu_seconds(server_pid)
     output = subprocess.run(
         [sys.executable, __file__, "--generate", url, str(rate), str(seconds)],
         capture_output=True,
@@ -92,7 +94,7 @@ def run_generator(url: str, rate: int, seconds: float) -> dict:
         timeout=seconds * 10 + 60,
         check=True,
     )
-    return json.loads(output.stdout)
+    return {**json.loads(output.stdout), "server_cpu": cpu_seconds(server_pid) - cpu_before}
 
 
 def summarise(run: dict) -> dict:
@@ -102,6 +104,7 @@ def summarise(run: dict) -> dict:
         "p50_ms": percentile(ok, 50) * 1000,
         "p99_ms": percentile(ok, 99) * 1000,
         "errors": len(run["results"]) - len(ok),
+        "server_cpu_ms_per_event": run["server_cpu"] / max(len(ok), 1) * 1000,
     }
 
 
@@ -140,7 +143,11 @@ def bench_backend(
             figures.append(
                 (
                     f"{name} {rate}/s",
-                    summarise(run_generator(f"{serve.url}/gitlab/webhook", rate, seconds)),
+                    summarise(
+                        run_generator(
+                            f"{serve.url}/gitlab/webhook", rate, seconds, serve.process.pid
+                        )
+                    ),
                 )
             )
         memory["peak_kb"] = serve.memory_kb()["VmHWM"]
@@ -200,7 +207,8 @@ def bare_baseline(rates: list[int], seconds: float) -> list[dict]:
     try:
         time.sleep(1.5)
         return [
-            summarise(run_generator(f"http://127.0.0.1:{port}/", rate, seconds)) for rate in rates
+            summarise(run_generator(f"http://127.0.0.1:{port}/", rate, seconds, process.pid))
+            for rate in rates
         ]
     finally:
         process.terminate()
