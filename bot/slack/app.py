@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.services import Services
-from bot.slack import listeners
+from bot.slack import delivery, listeners
 from bot.slack.after_ack import AfterAck
 from bot.slack.identity import BotIdentity
 from bot.slack_workspace import slack_api_base
@@ -59,6 +59,7 @@ class SlackSurface:
 
     async def stop(self, grace: float) -> None:
         await self.after_ack.drain(grace)
+        await delivery.stop_following()
 
 
 def build_slack_surface(services: Services, *, verify_requests: bool = True) -> SlackSurface:

@@ -36,6 +36,15 @@ def in_background(coroutine: Awaitable[None]) -> None:
     task.add_done_callback(_background.discard)
 
 
+async def stop_following() -> None:
+    """On shutdown: stop the follow-ups (they only update progress messages, for minutes)
+    rather than leave them to die with the event loop."""
+    following = list(_background)
+    for task in following:
+        task.cancel()
+    await asyncio.gather(*following, return_exceptions=True)
+
+
 async def deliver(
     reply: Reply,
     *,

@@ -1,10 +1,11 @@
 """Work handed over after an ack: started once the acks are out, kept until done, logged
-if it fails, drained on stop."""
+if it fails, drained on stop; sync follow-ups stopped on shutdown."""
 
 import asyncio
 import logging
 
 from bot.slack.after_ack import AfterAck
+from bot.slack.delivery import in_background, stop_following
 
 
 async def test_work_runs_after_the_listener_returns_and_failures_are_logged(caplog):
@@ -96,3 +97,19 @@ async def test_drain_starts_work_that_still_waits():
     after_ack.start(reply())
     await asyncio.wait_for(after_ack.drain(grace=1), timeout=5)
     assert done == ["reply"]
+
+
+async def test_shutdown_stops_sync_follow_ups():
+    cancelled = []
+
+    async def follow() -> None:
+        try:
+            await asyncio.sleep(600)  # a sync followed for minutes
+        except asyncio.CancelledError:
+            cancelled.append("follow")
+            raise
+
+    in_background(follow())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(stop_following(), timeout=5)
+    assert cancelled == ["follow"]
