@@ -48,7 +48,7 @@ def create_app(
     slack = build_slack_surface(services, verify_requests=not socket_mode)
     workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
     slack_handler = AsyncSlackRequestHandler(slack.app)
-    inbox_writer = inbox.InboxWriter(services.sessions)
+    inbox_writer = inbox.InboxWriter(services.engine)
 
     async def slack_events(request: Request) -> Response:
         return await slack_handler.handle(request)

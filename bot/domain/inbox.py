@@ -17,7 +17,8 @@ from typing import Any, cast
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.domain.monitor import schedule_checks
 from bot.store.db import transaction
@@ -86,31 +87,32 @@ def event_row(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     }
 
 
-async def insert_events(
-    sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]
-) -> set[str]:
-    """Insert in one transaction; returns the delivery keys that were new (the others are
-    repeats of an `Idempotency-Key` or `X-Gitlab-Event-UUID` already stored)."""
-    async with transaction(sessions) as session:
-        dialect = session.bind.dialect.name if session.bind else "sqlite"
-        insert = postgres_insert if dialect == "postgresql" else sqlite_insert
-        # One statement, many parameter sets: SQLAlchemy compiles it once and sends the
-        # batch as multi-row INSERTs; a statement with the rows in it compiled every time.
-        events = cast(Table, WebhookEvent.__table__)
-        statement = insert(events).on_conflict_do_nothing().returning(events.c.delivery_key)
-        return set((await session.execute(statement, rows)).scalars().all())
+async def insert_events(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert in the connection's transaction; returns the delivery keys that were new (the
+    others are repeats of an `Idempotency-Key` or `X-Gitlab-Event-UUID` already stored)."""
+    insert = postgres_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    # One statement, many parameter sets: SQLAlchemy compiles it once and sends the batch
+    # as multi-row INSERTs; a statement with the rows in it compiled every time.
+    events = cast(Table, WebhookEvent.__table__)
+    statement = insert(events).on_conflict_do_nothing().returning(events.c.delivery_key)
+    return set((await connection.execute(statement, rows)).scalars().all())
 
 
 class InboxWriter:
     """Group commit: requests hand their events to one writer, which inserts what has
     gathered in one transaction and only then lets each request answer 200. Durability
-    per event is unchanged; the cost of a commit is shared by the whole batch."""
+    per event is unchanged; the cost of a commit is shared by the whole batch.
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], batch: int = 500) -> None:
-        self._sessions = sessions
+    The writer keeps one connection of its own: taking one from the pool for each batch
+    added a ping and a reset, each a round trip that waits its turn on a busy event loop,
+    and every request of the batch waits for them."""
+
+    def __init__(self, engine: AsyncEngine, batch: int = 500) -> None:
+        self._engine = engine
         self._batch = batch
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[bool]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
 
     async def store(self, headers: Mapping[str, str], body: bytes) -> bool:
         """Store a delivery; False if it is a repeat. Raises `WebhookRejected`."""
@@ -131,7 +133,7 @@ class InboxWriter:
             for row, _ in pending:
                 unique.setdefault(row["delivery_key"], row)
             try:
-                new = await insert_events(self._sessions, list(unique.values()))
+                new = await self._insert(list(unique.values()))
             except asyncio.CancelledError:
                 # Shutting down: answer the waiting requests (GitLab retries, and a repeat
                 # of anything that did get stored is recognised) rather than leave them hanging.
@@ -149,11 +151,35 @@ class InboxWriter:
                     fresh = row["delivery_key"] in new and unique[row["delivery_key"]] is row
                     stored.set_result(fresh)
 
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            try:
+                async with self._connection.begin():
+                    return await insert_events(self._connection, rows)
+            except DBAPIError as exc:
+                await self._drop_connection()
+                # A connection lost while idle (a database restart) is worth one more try.
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+            except BaseException:
+                await self._drop_connection()
+                raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _drop_connection(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):
+                await asyncio.shield(connection.close())
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._drop_connection()
 
 
 async def store_event(
@@ -161,7 +187,9 @@ async def store_event(
 ) -> bool:
     """Store one delivery on its own (the CLI and tests); the server uses `InboxWriter`."""
     row = event_row(headers, body)
-    return row["delivery_key"] in await insert_events(sessions, [row])
+    async with transaction(sessions) as session:
+        new = await insert_events(await session.connection(), [row])
+    return row["delivery_key"] in new
 
 
 async def process_pending(
