@@ -158,14 +158,12 @@ class InboxWriter:
             try:
                 async with self._connection.begin():
                     return await insert_events(self._connection, rows)
-            except DBAPIError as exc:
+            except BaseException as exc:
                 await self._drop_connection()
                 # A connection lost while idle (a database restart) is worth one more try.
-                if attempt == 2 or not exc.connection_invalidated:
+                lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+                if attempt == 2 or not lost:
                     raise
-            except BaseException:
-                await self._drop_connection()
-                raise
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _drop_connection(self) -> None:

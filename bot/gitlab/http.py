@@ -98,9 +98,10 @@ class GitLabHTTP:
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:  # connect or read
             raise TimedOut(str(exc) or "timed out") from exc
         except (
-            aiohttp.ServerDisconnectedError,
+            # Every other broken connection (disconnected, reset, OS errors), and answers
+            # that arrived broken.
+            aiohttp.ClientConnectionError,
             aiohttp.ClientPayloadError,
-            aiohttp.ClientOSError,
             aiohttp.ClientResponseError,
         ) as exc:
             raise Dropped(str(exc)) from exc

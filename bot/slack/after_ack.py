@@ -39,21 +39,18 @@ class AfterAck:
         self._quiet, self._longest_wait = quiet, longest_wait
         self._waiting: deque[tuple[float, Work]] = deque()
         self._running: set[asyncio.Task[None]] = set()
-        self._last_handed_over = 0.0
         self._starter: asyncio.Task[None] | None = None
 
     def start(self, work: Work) -> None:
         """Run `work` once the acks in progress are out (see the module's docstring)."""
-        now = time.monotonic()
-        self._last_handed_over = now
-        self._waiting.append((now, work))
+        self._waiting.append((time.monotonic(), work))
         if self._starter is None or self._starter.done():
             self._starter = asyncio.get_running_loop().create_task(self._start_when_quiet())
 
     async def _start_when_quiet(self) -> None:
         while self._waiting:
             now = time.monotonic()
-            quiet_for = now - self._last_handed_over
+            quiet_for = now - self._waiting[-1][0]  # the newest waits at the right end
             oldest_waited = now - self._waiting[0][0]
             if quiet_for < self._quiet and oldest_waited < self._longest_wait:
                 await asyncio.sleep(

@@ -1,13 +1,17 @@
 """The GitLab client against the simulator: every operation and every error class."""
 
 import asyncio
+import socket
+import struct
 import time
 
+import aiohttp
 import httpx
 import pytest
 
 from bot.gitlab import errors
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
+from bot.gitlab.http import Dropped, TimedOut
 from bot.gitlab.models import PullMirrorConfig, PushMirrorCreate, PushMirrorUpdate
 from bot.gitlab.refs import ProjectRef
 from bot.simulator import Fault, GitLabSimulator
@@ -336,3 +340,49 @@ def test_simulator_is_a_real_server(gitlab_sim: GitLabSimulator):
     response = httpx.get(f"{gitlab_sim.url}/api/v4/user")
     assert response.status_code == 401
     assert response.json() == {"message": "401 Unauthorized"}
+
+
+async def test_a_connection_reset_mid_answer_is_a_dropped_connection():
+    """A server that resets the connection (RST) after reading the request: whichever
+    aiohttp error that surfaces as, reads are retried and the person gets one clear error."""
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = create_http_client(f"http://127.0.0.1:{port}")
+    client = GitLabClient(http, "t", RetryPolicy(max_attempts=2, base_delay=0.01))
+    try:
+        with pytest.raises(errors.GitLabUnreachable, match="dropped"):
+            await client.get_current_user()
+    finally:
+        await http.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (aiohttp.ClientConnectionResetError("reset while sending"), Dropped),
+        (aiohttp.ServerDisconnectedError(), Dropped),
+        (aiohttp.ClientPayloadError("cut short"), Dropped),
+        (aiohttp.ConnectionTimeoutError(), TimedOut),
+        (aiohttp.SocketTimeoutError(), TimedOut),
+    ],
+)
+async def test_every_broken_exchange_maps_to_one_kind_of_failure(raised, expected):
+    class Broken:
+        def request(self, *args, **kwargs):
+            raise raised
+
+    http = create_http_client("http://127.0.0.1:9")
+    http._client = Broken  # type: ignore[method-assign]
+    with pytest.raises(expected):
+        await http.request("GET", "/user", headers={})
