@@ -14,10 +14,10 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot import metrics as metrics_module
 from bot.config import Settings
@@ -27,6 +27,7 @@ from bot.services import Services, build_services
 from bot.slack.app import build_slack_client, build_slack_surface
 from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
+from bot.webhooks.gitlab import PATH as WEBHOOK_PATH
 from bot.webhooks.gitlab import GitLabWebhook
 from bot.workers import Workers, WorkerTiming
 
@@ -41,7 +42,7 @@ def create_app(
     timing: WorkerTiming | None = None,
     *,
     socket_mode: bool = False,
-) -> Starlette:
+) -> ASGIApp:
     """The ASGI app. With `socket_mode`, Slack is reached over Socket Mode (SLACK_APP_TOKEN)
     while the webhook, health and metrics are still served over HTTP."""
     services = services or build_services(settings)
@@ -91,13 +92,28 @@ def create_app(
             await workers.stop()
             await services.close()
 
-    return Starlette(
-        middleware=[Middleware(RequestLog)],
+    starlette = Starlette(
         routes=[
             Route(REQUEST_PATH, slack_events, methods=["POST"]),
-            Route("/gitlab/webhook", GitLabWebhook(services, inbox_writer), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+    return RequestLog(WebhookAhead(GitLabWebhook(services, inbox_writer), starlette))
+
+
+class WebhookAhead:
+    """`/gitlab/webhook` straight to its handler, everything else (lifespan too) to
+    Starlette: at thousands of events a second, Starlette's middleware and routing cost
+    about a quarter of what each event did."""
+
+    def __init__(self, webhook: ASGIApp, rest: ASGIApp) -> None:
+        self._webhook = webhook
+        self._rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
+            await self._webhook(scope, receive, send)
+        else:
+            await self._rest(scope, receive, send)

@@ -95,6 +95,8 @@ class Workers:
         processed = await inbox.process_pending(
             self.services.sessions, check_delays=self.timing.push_check_delays, limit=INBOX_BATCH
         )
+        if processed:
+            log.info("webhook inbox: %d events processed", processed)
         return processed >= INBOX_BATCH
 
     async def run_due_checks(self) -> int:

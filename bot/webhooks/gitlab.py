@@ -1,18 +1,23 @@
 """`POST /gitlab/webhook`: check the secret, store the event, then answer 200.
 
-A plain ASGI app rather than a Starlette endpoint: GitLab can send thousands of events a
-second, and building Request and Response objects for each was a good part of its cost."""
+A plain ASGI app, served ahead of Starlette's routing (`bot.server`): GitLab can send
+thousands of events a second, and Starlette's middleware, routing and Request and Response
+objects were a good part of each event's cost."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from bot.domain import inbox
 from bot.services import Services
+
+log = logging.getLogger(__name__)
+PATH = "/gitlab/webhook"
 
 
 class GitLabWebhook:
@@ -21,18 +26,15 @@ class GitLabWebhook:
         self._writer = writer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status, answer = await self._answer(scope, receive)
+        headers = [(b"content-type", b"application/json")]
+        if scope["method"] == "POST":
+            status, answer = await self._answer(scope, receive)
+        else:
+            status, answer = 405, {"error": "GitLab webhooks are POSTed"}
+            headers.append((b"allow", b"POST"))
         body = json.dumps(answer).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
@@ -54,6 +56,9 @@ class GitLabWebhook:
             stored = await self._writer.store(text_headers, body)
         except inbox.WebhookRejected as exc:
             return exc.status, {"error": exc.message}
+        except Exception:
+            log.warning("a webhook event could not be stored", exc_info=True)
+            return 503, {"error": "the event could not be stored; send it again"}
         return 200, {"status": "stored" if stored else "duplicate"}
 
 

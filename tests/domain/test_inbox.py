@@ -1,13 +1,15 @@
-"""Group commit: the writer answers every waiting request, even when it is stopped, and
-replaces a connection the database dropped."""
+"""Group commit: what the writer says is stored is committed, it answers every waiting
+request, even when it is stopped, and replaces a connection the database dropped."""
 
 import asyncio
 
 import psycopg
 import pytest
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import text
 
 from bot.domain.inbox import InboxWriter
-from bot.store.db import create_engine
+from bot.store.db import create_engine, sync_url
 from bot.store.migrate import upgrade_database
 
 HEADERS = {"x-gitlab-event": "Push Hook", "idempotency-key": "k1", "x-gitlab-event-uuid": "u1"}
@@ -62,3 +64,38 @@ async def test_a_connection_the_database_dropped_is_replaced_and_the_batch_writt
     finally:
         await writer.close()
         await engine.dispose()
+
+
+async def test_an_event_is_committed_before_the_writer_says_stored(database_url):
+    """The writer works in autocommit, without BEGIN and COMMIT: a stored event must be
+    visible at once from another connection (another process, after a crash)."""
+    upgrade_database(database_url)
+    engine = create_engine(database_url)
+    writer = InboxWriter(engine)
+    try:
+        for n in range(3):
+            headers = {**HEADERS, "idempotency-key": f"k{n}", "x-gitlab-event-uuid": f"u{n}"}
+            assert await writer.store(headers, BODY) is True
+            other = create_sync_engine(sync_url(database_url))
+            with other.connect() as connection:
+                keys = connection.execute(text("SELECT delivery_key FROM webhook_inbox")).all()
+            other.dispose()
+            assert {key for (key,) in keys} == {f"k{i}" for i in range(n + 1)}
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_the_writers_sqlite_connection_leaves_checkpoints_to_the_others(engine):
+    """A checkpoint's fsync would hold up a whole batch of requests; the inbox worker's
+    commits, on pooled connections, still checkpoint."""
+    writer = InboxWriter(engine)
+    try:
+        await writer.store(HEADERS, BODY)
+        assert writer._connection is not None
+        own = await writer._connection.exec_driver_sql("PRAGMA wal_autocheckpoint")
+        assert own.scalar() == 0
+        async with engine.connect() as pooled:
+            assert (await pooled.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 1000
+    finally:
+        await writer.close()

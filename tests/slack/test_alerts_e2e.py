@@ -1,6 +1,7 @@
 """Failure alerts end to end: webhooks and the monitor in, one alert per failure out."""
 
 import json
+import logging
 import time
 import uuid
 
@@ -217,7 +218,36 @@ def test_an_oversized_webhook_without_a_length_is_refused_while_reading(harness:
 
 
 def test_the_webhook_answers_only_post(harness: Harness):
-    assert httpx.get(f"{harness.server.url}/gitlab/webhook").status_code == 405
+    response = httpx.get(f"{harness.server.url}/gitlab/webhook")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_an_event_that_cannot_be_stored_is_refused_with_503(harness: Harness, monkeypatch):
+    import bot.domain.inbox as inbox
+
+    async def broken_insert(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(inbox, "insert_events", broken_insert)
+    response = send_webhook(harness, {"object_kind": "push", "project_id": 1})
+    assert response.status_code == 503
+    assert "could not be stored" in response.json()["error"]
+
+
+def test_stored_events_are_logged_at_debug_and_refusals_at_info(harness: Harness, caplog):
+    caplog.set_level(logging.DEBUG, logger="mirrorbot.http")
+    assert send_webhook(harness, {"object_kind": "push", "project_id": 1}).status_code == 200
+    assert send_webhook(harness, {"object_kind": "push"}, token="wrong").status_code == 401
+    lines = [
+        (record.levelno, record.getMessage())
+        for record in caplog.records
+        if record.name == "mirrorbot.http" and "/gitlab/webhook" in record.getMessage()
+    ]
+    assert [(level, message.split(" in ")[0]) for level, message in lines] == [
+        (logging.DEBUG, "POST /gitlab/webhook -> 200"),
+        (logging.INFO, "POST /gitlab/webhook -> 401"),
+    ]
 
 
 def test_the_monitor_alone_detects_a_failure(sample, gitlab_sim, slack, sqlite_url):
