@@ -12,10 +12,10 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -87,14 +87,35 @@ def event_row(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     }
 
 
+# PostgreSQL: one short statement whatever the batch's size, the rows in one JSON document.
+# With the rows in a multi-row VALUES, psycopg parsed the statement's text again for every
+# batch (it caches only short statements with few parameters), and with one array per
+# column it built each array in Python: each a fifth of the event loop's time at 2,000
+# events/s. One JSON text is one C-encoded string, and the statement is prepared once.
+_POSTGRES_INSERT = """
+INSERT INTO webhook_inbox (delivery_key, event_uuid, event_kind, project_id, payload,
+                           received_at, process_after, attempts)
+SELECT delivery_key, event_uuid, event_kind, project_id, payload,
+       received_at, process_after, attempts
+FROM json_to_recordset(%s::json) AS batch(
+    delivery_key varchar, event_uuid varchar, event_kind varchar, project_id bigint,
+    payload json, received_at timestamptz, process_after timestamptz, attempts integer)
+ON CONFLICT DO NOTHING
+RETURNING delivery_key
+"""
+
+
 async def insert_events(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert in the connection's transaction; returns the delivery keys that were new (the
     others are repeats of an `Idempotency-Key` or `X-Gitlab-Event-UUID` already stored)."""
-    insert = postgres_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    if connection.dialect.name == "postgresql":
+        document = json.dumps(rows, default=datetime.isoformat)
+        result = await connection.exec_driver_sql(_POSTGRES_INSERT, (document,))
+        return set(result.scalars().all())
     # One statement, many parameter sets: SQLAlchemy compiles it once and sends the batch
     # as multi-row INSERTs; a statement with the rows in it compiled every time.
     events = cast(Table, WebhookEvent.__table__)
-    statement = insert(events).on_conflict_do_nothing().returning(events.c.delivery_key)
+    statement = sqlite_insert(events).on_conflict_do_nothing().returning(events.c.delivery_key)
     return set((await connection.execute(statement, rows)).scalars().all())
 
 
@@ -209,44 +230,43 @@ async def store_event(
 async def process_pending(
     sessions: async_sessionmaker[AsyncSession], *, check_delays: Iterable[float], limit: int = 100
 ) -> int:
-    """Turn stored pushes to watched projects into scheduled checks; returns how many."""
+    """Turn stored pushes to watched projects into scheduled checks; returns how many.
+
+    One UPDATE marks a batch processed and returns its projects: selecting the events and
+    then updating them by a list of ids cost ~0.1 ms of event-loop time per event (the
+    list was bound as one parameter per id), in one block that held up the intake."""
     delays = list(check_delays)
     async with transaction(sessions) as session:
-        query = (
-            select(WebhookEvent.id, WebhookEvent.project_id)
+        batch = (
+            select(WebhookEvent.id)
             .where(WebhookEvent.processed_at.is_(None))
             .order_by(WebhookEvent.id)
             .limit(limit)
         )
         if session.bind is not None and session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        events = (await session.execute(query)).all()
-        watched = (
-            set(
-                (
-                    await session.scalars(
-                        select(Subscription.project_id).where(
-                            Subscription.project_id.in_(
-                                {e.project_id for e in events if e.project_id}
-                            )
-                        )
-                    )
-                ).all()
-            )
-            if events
-            else set()
-        )
-        for project_id in {e.project_id for e in events if e.project_id in watched}:
-            assert project_id is not None
-            await schedule_checks(session, project_id, delays, "push")
-        if events:
-            await session.execute(
+            batch = batch.with_for_update(skip_locked=True)  # another replica's batch
+        project_ids = (
+            await session.scalars(
                 update(WebhookEvent)
-                .where(WebhookEvent.id.in_([e.id for e in events]))
+                .where(WebhookEvent.id.in_(batch.scalar_subquery()))
                 .values(processed_at=utcnow())
+                .returning(WebhookEvent.project_id)
                 .execution_options(synchronize_session=False)  # no objects were loaded
             )
-        return len(events)
+        ).all()
+        pushed = {project_id for project_id in project_ids if project_id is not None}
+        watched = (
+            (
+                await session.scalars(
+                    select(Subscription.project_id).where(Subscription.project_id.in_(pushed))
+                )
+            ).all()
+            if pushed
+            else []
+        )
+        for project_id in set(watched):
+            await schedule_checks(session, project_id, delays, "push")
+        return len(project_ids)
 
 
 async def depth(sessions: async_sessionmaker[AsyncSession]) -> int:

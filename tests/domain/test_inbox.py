@@ -6,11 +6,12 @@ import asyncio
 import psycopg
 import pytest
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
-from bot.domain.inbox import InboxWriter
-from bot.store.db import create_engine, sync_url
+from bot.domain.inbox import InboxWriter, process_pending
+from bot.store.db import create_engine, session_factory, sync_url
 from bot.store.migrate import upgrade_database
+from bot.store.models import ScheduledCheck, Subscription, WebhookEvent
 
 HEADERS = {"x-gitlab-event": "Push Hook", "idempotency-key": "k1", "x-gitlab-event-uuid": "u1"}
 BODY = b'{"object_kind": "push", "project_id": 7}'
@@ -99,3 +100,48 @@ async def test_the_writers_sqlite_connection_leaves_checkpoints_to_the_others(en
             assert (await pooled.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 1000
     finally:
         await writer.close()
+
+
+async def test_two_processors_at_once_process_every_event_once(database_url):
+    """Two replicas' inbox workers: on PostgreSQL each takes rows the other has not locked
+    (SKIP LOCKED), on SQLite they take turns; either way no event is lost or done twice,
+    and only pushes to watched projects schedule checks."""
+    upgrade_database(database_url)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    writer = InboxWriter(engine)
+    try:
+        async with sessions.begin() as session:
+            session.add(
+                Subscription(
+                    slack_team_id="T1",
+                    channel_id="C1",
+                    project_id=7,
+                    project_path="g/a",
+                    created_by="U1",
+                )
+            )
+        for n in range(300):
+            body = b'{"object_kind": "push", "project_id": %d}' % (7 if n % 3 == 0 else 8)
+            headers = {**HEADERS, "idempotency-key": f"k{n}", "x-gitlab-event-uuid": f"u{n}"}
+            assert await writer.store(headers, body) is True
+
+        async def drain() -> int:
+            done = 0
+            while count := await process_pending(sessions, check_delays=[0, 60], limit=40):
+                done += count
+            return done
+
+        first, second = await asyncio.gather(drain(), drain())
+        assert first + second == 300
+        async with sessions() as session:
+            left = await session.scalar(
+                select(func.count()).where(WebhookEvent.processed_at.is_(None))
+            )
+            checks = (await session.execute(select(ScheduledCheck.project_id))).scalars().all()
+        assert left == 0
+        assert set(checks) == {7}  # project 8 is not watched
+        assert len(checks) % 2 == 0 and 2 <= len(checks) <= 2 * 8  # 2 delays per pass
+    finally:
+        await writer.close()
+        await engine.dispose()
