@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
@@ -24,6 +25,7 @@ from bot.domain.monitor import schedule_checks
 from bot.store.db import transaction
 from bot.store.models import Subscription, WebhookEvent, utcnow
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 5 * 1024 * 1024
 # The events that mean "a project's repository changed", so its push mirrors will update.
 ACCEPTED = {
@@ -169,6 +171,9 @@ class InboxWriter:
                         stored.set_exception(RuntimeError("the server is shutting down"))
                 raise
             except Exception as exc:
+                # Once per batch, not per request: the requests answer 503 and GitLab
+                # sends again.
+                log.warning("storing %d webhook events failed", len(pending), exc_info=True)
                 for _, stored in pending:
                     if not stored.done():
                         stored.set_exception(exc)
@@ -234,12 +239,9 @@ async def process_pending(
 
     One UPDATE marks a batch processed and returns its projects: selecting the events and
     then updating them by a list of ids cost ~0.1 ms of event-loop time per event (the
-    list was bound as one parameter per id), in one block that held up the intake. The
-    watched projects are read before it: on SQLite the UPDATE takes the database's one
-    write lock until the commit, and the intake's inserts wait as long."""
+    list was bound as one parameter per id), in one block that held up the intake."""
     delays = list(check_delays)
     async with transaction(sessions) as session:
-        watched = set((await session.scalars(select(Subscription.project_id))).all())
         batch = (
             select(WebhookEvent.id)
             .where(WebhookEvent.processed_at.is_(None))
@@ -257,7 +259,17 @@ async def process_pending(
                 .execution_options(synchronize_session=False)  # no objects were loaded
             )
         ).all()
-        for project_id in watched.intersection(project_ids):
+        pushed = {project_id for project_id in project_ids if project_id is not None}
+        watched: set[int] = (
+            set(
+                await session.scalars(
+                    select(Subscription.project_id).where(Subscription.project_id.in_(pushed))
+                )
+            )
+            if pushed
+            else set()
+        )
+        for project_id in watched:
             await schedule_checks(session, project_id, delays, "push")
         return len(project_ids)
 

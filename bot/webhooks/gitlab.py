@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -16,7 +15,6 @@ from starlette.types import Receive, Scope, Send
 from bot.domain import inbox
 from bot.services import Services
 
-log = logging.getLogger(__name__)
 PATH = "/gitlab/webhook"
 
 
@@ -56,8 +54,7 @@ class GitLabWebhook:
             stored = await self._writer.store(text_headers, body)
         except inbox.WebhookRejected as exc:
             return exc.status, {"error": exc.message}
-        except Exception:
-            log.warning("a webhook event could not be stored", exc_info=True)
+        except Exception:  # the writer logged why, once for its batch
             return 503, {"error": "the event could not be stored; send it again"}
         return 200, {"status": "stored" if stored else "duplicate"}
 

@@ -145,3 +145,49 @@ async def test_two_processors_at_once_process_every_event_once(database_url):
     finally:
         await writer.close()
         await engine.dispose()
+
+
+async def test_every_column_the_writer_stores_reads_back_through_the_model(database_url):
+    """On PostgreSQL the writer's INSERT is hand-written; it must store what the model
+    would, on both backends."""
+    upgrade_database(database_url)
+    engine = create_engine(database_url)
+    writer = InboxWriter(engine)
+    body = b'{"event_name": "repository_update", "project": {"id": 9}, "note": "caf\\u00e9"}'
+    try:
+        assert await writer.store({"x-gitlab-event": "System Hook"}, body) is True
+        async with session_factory(engine)() as session:
+            event = (await session.scalars(select(WebhookEvent))).one()
+    finally:
+        await writer.close()
+        await engine.dispose()
+    assert event.event_uuid is None and event.project_id == 9
+    assert event.event_kind == "System Hook/repository_update"
+    assert event.payload == {
+        "event_name": "repository_update",
+        "project": {"id": 9},
+        "note": "café",
+    }
+    assert event.received_at.tzinfo is not None and event.attempts == 0
+    assert event.process_after >= event.received_at and event.processed_at is None
+
+
+async def test_a_failed_batch_is_logged_once_and_refused_to_each_request(
+    engine, monkeypatch, caplog
+):
+    import bot.domain.inbox as inbox
+
+    async def broken_insert(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(inbox, "insert_events", broken_insert)
+    writer = InboxWriter(engine)
+    requests = [
+        writer.store({**HEADERS, "idempotency-key": f"k{n}", "x-gitlab-event-uuid": f"u{n}"}, BODY)
+        for n in range(5)
+    ]
+    outcomes = await asyncio.gather(*requests, return_exceptions=True)
+    await writer.close()
+    assert all(isinstance(outcome, OSError) for outcome in outcomes)
+    failures = [r for r in caplog.records if "webhook events failed" in r.getMessage()]
+    assert 1 <= len(failures) < 5
