@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,16 +12,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import metrics
 
 log = logging.getLogger("mirrorbot.http")
-KNOWN_ROUTES = ("/slack/events", "/gitlab/webhook", "/healthz", "/metrics")
-# Successes on these routes are logged at DEBUG: GitLab can send thousands of events a
-# second, a line each drowned everything else and cost the intake a good share of its
-# latency. The metrics count every one, and the inbox worker logs a line per pass.
-ROUTINE_SUCCESS = ("/gitlab/webhook",)
 
 
 class RequestLog:
-    def __init__(self, app: ASGIApp) -> None:
+    """`routes` are the paths named in logs and metrics (any other path is "other", so a
+    scan of random URLs cannot grow the metrics); a success on a path of `quiet_successes`
+    is logged at DEBUG, everything else at INFO."""
+
+    def __init__(
+        self, app: ASGIApp, *, routes: Collection[str], quiet_successes: Collection[str] = ()
+    ) -> None:
         self.app = app
+        self._routes = frozenset(routes)
+        self._quiet_successes = frozenset(quiet_successes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,11 +42,11 @@ class RequestLog:
             await self.app(scope, receive, send_and_note)
         finally:
             path = scope.get("path", "")
-            route = path if path in KNOWN_ROUTES else "other"
+            route = path if path in self._routes else "other"
             metrics.HTTP_REQUESTS.labels(route, str(status["code"])).inc()
-            routine = route in ROUTINE_SUCCESS and 200 <= status["code"] < 300
+            quiet = route in self._quiet_successes and 200 <= status["code"] < 300
             log.log(
-                logging.DEBUG if routine else logging.INFO,
+                logging.DEBUG if quiet else logging.INFO,
                 "%s %s -> %s in %.1f ms",
                 scope.get("method"),
                 route,

@@ -184,18 +184,22 @@ class InboxWriter:
                     stored.set_result(fresh)
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
-        for attempt in (1, 2):
-            if self._connection is None:
-                self._connection = await self._connect()
-            try:
-                return await insert_events(self._connection, rows)
-            except BaseException as exc:
-                await self._drop_connection()
-                # A connection lost while idle (a database restart) is worth one more try.
-                lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
-                if attempt == 2 or not lost:
-                    raise
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        try:
+            return await self._insert_once(rows)
+        except DBAPIError as exc:
+            # A connection lost while idle (a database restart) is worth one more try.
+            if not exc.connection_invalidated:
+                raise
+            return await self._insert_once(rows)
+
+    async def _insert_once(self, rows: list[dict[str, Any]]) -> set[str]:
+        if self._connection is None:
+            self._connection = await self._connect()
+        try:
+            return await insert_events(self._connection, rows)
+        except BaseException:
+            await self._drop_connection()
+            raise
 
     async def _connect(self) -> AsyncConnection:
         connection = await self._engine.connect()

@@ -9,6 +9,7 @@ from bot.domain.alerts import Snapshot, apply_check
 from bot.domain.outbox import claim_due
 from bot.store.db import transaction
 from bot.store.models import Mute, OutboxMessage, Subscription
+from tests.domain.rows import subscription
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -39,15 +40,7 @@ def snap(
 async def watched(sessions):
     async with transaction(sessions) as session:
         for channel in ("CA", "CB"):
-            session.add(
-                Subscription(
-                    slack_team_id="T",
-                    channel_id=channel,
-                    project_id=1,
-                    project_path="group/app",
-                    created_by="U",
-                )
-            )
+            session.add(subscription(1, channel))
     return sessions
 
 
@@ -180,15 +173,7 @@ async def test_a_deleted_failing_mirror_resolves_quietly(watched):
 async def test_a_channel_that_starts_watching_a_failing_mirror_is_told(watched):
     await check(watched, snap("failed"))
     async with transaction(watched) as session:
-        session.add(
-            Subscription(
-                slack_team_id="T",
-                channel_id="CC",
-                project_id=1,
-                project_path="group/app",
-                created_by="U",
-            )
-        )
+        session.add(subscription(1, "CC"))
     await check(watched, snap("failed"))
     assert ("alert", "CC") in await messages(watched)
 
@@ -207,15 +192,7 @@ async def test_checks_on_both_databases_claim_each_message_once(database_url):
     sessions = session_factory(engine)
     try:
         async with transaction(sessions) as session:
-            session.add(
-                Subscription(
-                    slack_team_id="T",
-                    channel_id="CA",
-                    project_id=1,
-                    project_path="group/app",
-                    created_by="U",
-                )
-            )
+            session.add(subscription(1, "CA"))
         for _ in range(3):
             await check(sessions, snap("failed"))
         first = await claim_due(sessions)

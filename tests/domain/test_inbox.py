@@ -11,7 +11,8 @@ from sqlalchemy import func, select, text
 from bot.domain.inbox import InboxWriter, process_pending
 from bot.store.db import create_engine, session_factory, sync_url
 from bot.store.migrate import upgrade_database
-from bot.store.models import ScheduledCheck, Subscription, WebhookEvent
+from bot.store.models import ScheduledCheck, WebhookEvent
+from tests.domain.rows import subscription
 
 HEADERS = {"x-gitlab-event": "Push Hook", "idempotency-key": "k1", "x-gitlab-event-uuid": "u1"}
 BODY = b'{"object_kind": "push", "project_id": 7}'
@@ -112,15 +113,7 @@ async def test_two_processors_at_once_process_every_event_once(database_url):
     writer = InboxWriter(engine)
     try:
         async with sessions.begin() as session:
-            session.add(
-                Subscription(
-                    slack_team_id="T1",
-                    channel_id="C1",
-                    project_id=7,
-                    project_path="g/a",
-                    created_by="U1",
-                )
-            )
+            session.add(subscription(7, "C1"))
         for n in range(300):
             body = b'{"object_kind": "push", "project_id": %d}' % (7 if n % 3 == 0 else 8)
             headers = {**HEADERS, "idempotency-key": f"k{n}", "x-gitlab-event-uuid": f"u{n}"}

@@ -22,6 +22,8 @@ def test_healthz_is_503_when_the_database_is_unreachable(harness: Harness):
 def test_metrics_cover_requests_gitlab_alerts_and_queues(linked: Harness):
     linked.command("list group/app")
     linked.wait_response("2 push mirrors")
+    httpx.get(f"{linked.server.url}/healthz")
+    httpx.get(f"{linked.server.url}/wp-login.php")  # a scanner's path: not a label of its own
     text = httpx.get(f"{linked.server.url}/metrics").text
     for name in (
         "mirrorbot_http_requests_total",
@@ -36,4 +38,7 @@ def test_metrics_cover_requests_gitlab_alerts_and_queues(linked: Harness):
     ):
         assert name in text, name
     assert 'mirrorbot_http_requests_total{route="/slack/events",status="200"}' in text
+    assert 'mirrorbot_http_requests_total{route="/healthz",status="200"}' in text
+    assert 'mirrorbot_http_requests_total{route="other",status="404"}' in text
+    assert "wp-login" not in text
     assert 'route="push_mirror"' in text
