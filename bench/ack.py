@@ -43,7 +43,7 @@ from common import (
 from loadgen import closed_loop, encode_post
 from slack_sdk.signature import SignatureVerifier
 
-from bot.slack.ids import MirrorActions, MirrorRef
+from bot.commands.actions import MirrorActions, MirrorRef
 
 
 def signed(body: str) -> dict[str, str]:  # valid for 5 minutes, as Slack allows

@@ -1,6 +1,6 @@
 """What pressing a button does, for Slack and the console alike.
 
-A button carries an action id and a small value (`bot/slack/ids.py`); `press` acts on the
+A button carries an action id and a small value (`bot/commands/actions.py`); `press` acts on the
 mirror or approval it names, as the person who pressed, and returns a typed result.
 """
 
@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.commands.actions import (
+    AlertActions,
+    ApprovalActions,
+    ApprovalRef,
+    MirrorActions,
+    MirrorRef,
+)
 from bot.commands.parse import Command
-from bot.commands.results import Announcement, ApprovalDecided, MirrorList, Reply
+from bot.commands.results import ApprovalDecided, MirrorList, Muted, Reply
 from bot.commands.run import Actor, request_change, run_command, run_guarded
 from bot.domain.accounts import SlackUser
 from bot.domain.approvals import ApprovalRefused
@@ -24,8 +31,6 @@ from bot.domain.subscriptions import PULL_KEY, push_key
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
-from bot.slack.blocks.text import slack_date
-from bot.slack.ids import AlertActions, ApprovalActions, ApprovalRef, MirrorActions, MirrorRef
 from bot.store.models import utcnow
 
 MUTE_FOR = timedelta(hours=24)
@@ -123,11 +128,4 @@ async def mute(
     key = PULL_KEY if mirror_id is None else push_key(mirror_id)
     until = utcnow() + MUTE_FOR
     await services.subscriptions.mute(actor.channel_id, project.id, key, until, actor.user_id)
-    name = "the pull mirror" if mirror_id is None else f"mirror {mirror_id}"
-    unmute = "pull" if mirror_id is None else str(mirror_id)
-    return Announcement(
-        actor.user_id,
-        f":mute: <@{actor.user_id}> muted alerts for {name} of *{project.path_with_namespace}* "
-        f"here until {slack_date(until)} — `/mirror unmute {project.path_with_namespace} "
-        f"{unmute}` ends it",
-    )
+    return Muted(actor.user_id, project.path_with_namespace, mirror_id, until)

@@ -95,11 +95,13 @@ class ApprovalDecided:
 
 
 @dataclass(frozen=True)
-class Announcement:
-    """A line for everyone in the channel (a mute, for instance)."""
+class Muted:
+    """A mirror's alerts silenced in one channel until `until` (announced to the channel)."""
 
     actor_id: str
-    text: str
+    project_path: str
+    mirror_id: int | None
+    until: datetime
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ Reply = (
     | SyncStarted
     | ApprovalNeeded
     | ApprovalDecided
-    | Announcement
+    | Muted
     | Watching
     | StatusReport
     | PendingApprovals

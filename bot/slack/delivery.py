@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands.results import Announcement, ApprovalNeeded, ChangeMade, Reply, SyncStarted
+from bot.commands.results import ApprovalNeeded, ChangeMade, Muted, Reply, SyncStarted
 from bot.domain.mirrors import follow_push_mirror
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
@@ -25,7 +25,7 @@ from bot.slack.blocks.text import SlackMessage, context
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
-_PUBLIC_REPLIES = (ChangeMade, SyncStarted, ApprovalNeeded, Announcement)
+_PUBLIC_REPLIES = (ChangeMade, SyncStarted, ApprovalNeeded, Muted)
 # Follow-ups run after the ack; keep references so they are not garbage-collected.
 _background: set[asyncio.Task[None]] = set()
 

@@ -1,5 +1,6 @@
-"""Every action, callback and block id in one place, and the small payloads that ride in
-button values and `private_metadata` (an id, never a whole object or a secret)."""
+"""Slack's own ids: the slash command, events, views and form fields, and the context a
+modal carries in `private_metadata`. Button action ids and payloads are not Slack's:
+they live in `bot/commands/actions.py`, shared with the console."""
 
 from __future__ import annotations
 
@@ -10,29 +11,6 @@ from pydantic import BaseModel, ConfigDict
 SLASH_COMMAND = "/mirror"
 EVENTS = ("app_home_opened",)
 REQUEST_PATH = "/slack/events"  # commands, interactivity and events share it
-
-
-class MirrorActions(StrEnum):
-    SYNC = "mirror-sync"
-    ENABLE = "mirror-enable"
-    DISABLE = "mirror-disable"
-    PUBLIC_KEY = "mirror-public-key"
-    DETAILS = "mirror-details"
-    DELETE = "mirror-delete"
-    PAGE = "mirror-list-page"
-    PULL_SYNC = "pull-sync"
-
-
-class ApprovalActions(StrEnum):
-    APPROVE = "approval-approve"
-    REJECT = "approval-reject"
-    CANCEL = "approval-cancel"
-
-
-class AlertActions(StrEnum):
-    """Alerts reuse the mirror buttons (Retry sync is MirrorActions.SYNC); only Mute is new."""
-
-    MUTE = "alert-mute"
 
 
 class Views(StrEnum):
@@ -54,28 +32,14 @@ class Fields(StrEnum):
     AUTH_PASSWORD = "auth_password"  # noqa: S105 - a field name
 
 
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    def dump(self) -> str:
-        return self.model_dump_json(exclude_none=True)
-
-
-class MirrorRef(_Payload):
-    """A button's target: the project by id (paths change) and the push mirror."""
-
-    project_id: int
-    mirror_id: int | None = None
-    offset: int | None = None
-
-
-class ApprovalRef(_Payload):
-    request_id: str
-
-
-class FormContext(_Payload):
+class FormContext(BaseModel):
     """`private_metadata` of a modal: where the command was typed and what it is about."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     channel_id: str
     project: str | None = None
     mirror_id: int | None = None
+
+    def dump(self) -> str:
+        return self.model_dump_json(exclude_none=True)

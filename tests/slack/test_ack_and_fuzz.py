@@ -7,13 +7,13 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.commands.actions import MirrorActions, MirrorRef
 from bot.commands.parse import UsageError, parse_command
 from bot.commands.results import Problem
 from bot.commands.run import Actor, run_text
 from bot.services import build_services
 from bot.simulator import Fault
 from bot.slack.blocks.replies import render
-from bot.slack.ids import MirrorActions, MirrorRef
 from tests.conftest import FAST_RETRY
 from tests.slack.conftest import Harness
 

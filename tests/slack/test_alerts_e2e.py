@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from bot.slack.ids import AlertActions, MirrorRef
+from bot.commands.actions import AlertActions, MirrorRef
 from bot.store.crypto import generate_key
 from tests.conftest import ALICE_TOKEN
 from tests.slack.conftest import Harness, start_harness

@@ -2,7 +2,7 @@
 
 import json
 
-from bot.slack.ids import MirrorActions, MirrorRef
+from bot.commands.actions import MirrorActions, MirrorRef
 from tests.slack.conftest import Harness
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.slack.ids import ApprovalActions, ApprovalRef
+from bot.commands.actions import ApprovalActions, ApprovalRef
 from tests.slack.conftest import Harness
 
 

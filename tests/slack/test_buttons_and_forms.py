@@ -2,8 +2,9 @@
 
 import json
 
+from bot.commands.actions import MirrorActions, MirrorRef
 from bot.slack.blocks.mirrors import mirror_row
-from bot.slack.ids import Fields, FormContext, MirrorActions, MirrorRef, Views
+from bot.slack.ids import Fields, FormContext, Views
 from tests.slack.conftest import Harness
 
 
@@ -183,7 +184,7 @@ def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harnes
         view, {str(k): {str(i): v for i, v in d.items()} for k, d in values.items()}
     )
     card = linked.wait_post("asks to *configure the pull mirror*")
-    from bot.slack.ids import ApprovalActions, ApprovalRef
+    from bot.commands.actions import ApprovalActions, ApprovalRef
 
     request_id = next(
         ApprovalRef.model_validate_json(e["value"]).request_id

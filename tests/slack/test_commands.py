@@ -2,7 +2,7 @@
 
 import json
 
-from bot.slack.ids import MirrorActions
+from bot.commands.actions import MirrorActions
 from tests.slack.conftest import Harness
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.commands.actions import AlertActions, MirrorActions, MirrorRef
 from bot.domain.causes import UNKNOWN, Cause, classify
 from bot.domain.outbox import MessageKind
 from bot.domain.subscriptions import PULL_KEY
@@ -19,7 +20,6 @@ from bot.slack.blocks.text import (
     slack_ago,
     slack_date,
 )
-from bot.slack.ids import AlertActions, MirrorActions, MirrorRef
 
 
 def _when(value: str | None) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.commands.actions import MirrorActions, MirrorRef
 from bot.domain.accounts import AccountLink
 from bot.domain.subscriptions import MirrorObservation
 from bot.slack.blocks.mirrors import observation_line
@@ -15,7 +16,6 @@ from bot.slack.blocks.text import (
     escape,
     section,
 )
-from bot.slack.ids import MirrorActions, MirrorRef
 
 MAX_VIEW_BLOCKS = 100
 HEADER_BLOCKS = 4

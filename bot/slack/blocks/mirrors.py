@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.commands.actions import MirrorActions, MirrorRef
 from bot.domain.mirrors import ProjectMirrors
 from bot.domain.subscriptions import PULL_KEY, MirrorObservation
 from bot.gitlab.models import Project, PullMirror, PushMirror
@@ -21,7 +22,6 @@ from bot.slack.blocks.text import (
     slack_date,
     status_label,
 )
-from bot.slack.ids import MirrorActions, MirrorRef
 
 MIRRORS_PER_PAGE = 20  # two blocks each: 20 mirrors + header, pull and paging stay under 50
 

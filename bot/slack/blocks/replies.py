@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.commands.actions import ApprovalActions, ApprovalRef
 from bot.commands.results import (
     AccountInfo,
-    Announcement,
     ApprovalDecided,
     ApprovalNeeded,
     ChangeMade,
@@ -16,6 +16,7 @@ from bot.commands.results import (
     LinkedUsers,
     MirrorDetails,
     MirrorList,
+    Muted,
     PendingApprovals,
     Problem,
     PublicKeyInfo,
@@ -38,7 +39,6 @@ from bot.slack.blocks.text import (
     slack_ago,
     slack_date,
 )
-from bot.slack.ids import ApprovalActions, ApprovalRef
 
 HELP_EXAMPLES = [
     ("/mirror list group/project", "push mirrors and the pull mirror, with buttons"),
@@ -237,8 +237,15 @@ def approval_decided(reply: ApprovalDecided) -> SlackMessage:
     return approval_card(reply.approval)
 
 
-def announcement(reply: Announcement) -> SlackMessage:
-    return SlackMessage(reply.text, [section(reply.text)])
+def muted(reply: Muted) -> SlackMessage:
+    name = "the pull mirror" if reply.mirror_id is None else f"mirror {reply.mirror_id}"
+    unmute = "pull" if reply.mirror_id is None else str(reply.mirror_id)
+    text = (
+        f":mute: <@{reply.actor_id}> muted alerts for {name} of *{escape(reply.project_path)}* "
+        f"here until {slack_date(reply.until)} — `/mirror unmute {reply.project_path} "
+        f"{unmute}` ends it"
+    )
+    return SlackMessage(text, [section(text)])
 
 
 def watching(reply: Watching) -> SlackMessage:
@@ -343,6 +350,6 @@ _RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
     StatusReport: status_report,
     PendingApprovals: pending_approvals,
     ApprovalDecided: approval_decided,
-    Announcement: announcement,
+    Muted: muted,
     LinkedUsers: linked_users,
 }

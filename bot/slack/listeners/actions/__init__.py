@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.slack.ids import AlertActions, ApprovalActions, MirrorActions
+from bot.commands.actions import AlertActions, ApprovalActions, MirrorActions
 from bot.slack.listeners.actions.alerts import answer_mute_button
 from bot.slack.listeners.actions.approvals import answer_approval_button
 from bot.slack.listeners.actions.clicks import click_listener

@@ -7,13 +7,13 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.commands.actions import ApprovalRef
 from bot.commands.buttons import press
 from bot.commands.results import Problem
 from bot.domain.approvals import Approval
 from bot.services import Services
 from bot.slack.blocks.replies import approval_card, render
 from bot.slack.delivery import Respond
-from bot.slack.ids import ApprovalRef
 from bot.slack.listeners.actions.clicks import actor_of
 
 

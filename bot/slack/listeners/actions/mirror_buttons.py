@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.commands.actions import MirrorRef
 from bot.commands.buttons import press
 from bot.commands.results import ApprovalNeeded, ChangeMade, MirrorList, SyncStarted
 from bot.domain.mirrors import list_project_mirrors
@@ -18,7 +19,6 @@ from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.replies import render
 from bot.slack.blocks.text import context as context_block
 from bot.slack.delivery import Respond, deliver
-from bot.slack.ids import MirrorRef
 from bot.slack.listeners.actions.clicks import actor_of
 from bot.slack.listeners.events.app_home import publish_home
 
