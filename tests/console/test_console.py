@@ -98,7 +98,7 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
     assert "@UADA enabled push mirror 3" in out
     assert "you cannot approve your own request" in out
     assert "you are now acting as UGRACE" in out
-    assert "executed by @UGRACE" in out
+    assert "executed — approved by @UGRACE, ran with @UADA's GitLab token" in out
     assert "demo/website — 2 push mirrors" in out  # mirror 1 is gone
     assert "unknown command frobnicate" in out
 
