@@ -195,9 +195,8 @@ def test_a_second_slack_account_of_the_requesters_gitlab_user_cannot_approve(lin
 
 
 def test_a_requester_relinked_to_the_approvers_gitlab_user_changes_nothing(linked: Harness):
-    from tests.conftest import BOB_TOKEN
-
     from bot.slack.ids import Fields, Views
+    from tests.conftest import BOB_TOKEN
     from tests.slack.test_buttons_and_forms import opened_view
 
     request_id = request_delete(linked)
@@ -211,7 +210,7 @@ def test_a_requester_relinked_to_the_approvers_gitlab_user_changes_nothing(linke
     assert deletes(linked) == 0
 
 
-# --- who sees pending requests ---------------------------------------------------------------------
+# --- who sees pending requests ----------------------------------------------------------------
 
 
 def test_approvals_shows_nothing_to_an_unlinked_user(linked: Harness):
