@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,7 +16,7 @@ from bot.domain.mirrors import Operation, OperationOutcome, OperationRequest, ex
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import PullMirror, PushMirror
-from bot.gitlab.scrub import scrub_url
+from bot.gitlab.scrub import MASK, scrub_url
 from bot.store.db import transaction
 
 MAX_VALUE_CHARS = 200
@@ -137,7 +138,7 @@ def _order(key: str) -> int:
 
 def _shown(key: str, value: object) -> str:
     if key == "url":
-        return _short(scrub_url(str(value)) or "") if value else "none"
+        return _short(_without_query(scrub_url(str(value)) or "")) if value else "none"
     if key == "mirror_branch_regex":
         return _short(str(value)) if value else "none"
     if key == "auth_method":
@@ -145,6 +146,12 @@ def _shown(key: str, value: object) -> str:
     if isinstance(value, bool) or value is None:
         return "yes" if value else "no"
     return _short(str(value))
+
+
+def _without_query(url: str) -> str:
+    """A query string may carry a credential (`?private_token=…`) that scrubbing misses."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=MASK)) if parts.query else url
 
 
 def _short(text: str) -> str:
