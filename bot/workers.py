@@ -4,7 +4,7 @@
 - inbox: turn stored webhook pushes into scheduled checks;
 - checks: run the checks that are due;
 - monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
-- approvals: expire stale approval requests.
+- approvals: expire stale approval requests, resolve runs a crash interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bot import metrics
 from bot.domain import inbox, monitor
 from bot.gitlab.client import GitLabClient
 from bot.services import Services
-from bot.slack.background import expire_approvals_once
+from bot.slack.background import sweep_approvals_once
 from bot.slack.outbox_sender import send_due
 from bot.store.locks import leadership
 
@@ -137,7 +137,7 @@ class Workers:
             return 0  # always wait the full interval before the next scan
 
     async def expire_approvals(self) -> int:
-        await expire_approvals_once(self.services, self.slack)
+        await sweep_approvals_once(self.services, self.slack)
         return 0
 
     @property

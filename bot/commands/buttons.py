@@ -18,7 +18,7 @@ from bot.commands.actions import (
 from bot.commands.parse import Command
 from bot.commands.results import ApprovalDecided, MirrorList, Muted, Reply
 from bot.commands.run import Actor, request_change, run_command, run_guarded
-from bot.domain.accounts import SlackUser
+from bot.domain.accounts import SlackUser, gitlab_user_of
 from bot.domain.approvals import ApprovalRefused
 from bot.domain.errors import DomainError
 from bot.domain.mirrors import (
@@ -97,17 +97,23 @@ async def decide(
     if action is ApprovalActions.REJECT:
         await services.approvals.reject(request_id, actor.user_id)
         return await _decided(request_id, services)
-    operation = await services.approvals.approve(request_id, actor.user_id)
+    approver = await gitlab_user_of(approver_gitlab)
+    operation, requester_gitlab_user_id = await services.approvals.approve(
+        request_id, actor.user_id, approver.id
+    )
     try:
         requester = SlackUser(approval.team_id, approval.requester_id)
         gitlab = await services.accounts.gitlab_for(requester)
+        # The requester's link may have been changed since: to the approver's GitLab user,
+        # say. Run only as the GitLab user who asked.
+        if (await gitlab_user_of(gitlab)).id != requester_gitlab_user_id:
+            raise ApprovalRefused(
+                "the requester's Slack account is now linked to another GitLab user; "
+                "nothing was changed — they should ask again"
+            )
         outcome = await execute_operation(gitlab, operation)
     except (GitLabError, DomainError) as exc:
-        await services.approvals.finish(
-            request_id,
-            succeeded=False,
-            result=f"<@{approval.requester_id}>'s request failed: {exc.user_message}",
-        )
+        await services.approvals.finish(request_id, succeeded=False, result=exc.user_message)
     else:
         await services.approvals.finish(request_id, succeeded=True, result=outcome.summary)
     return await _decided(request_id, services)

@@ -7,7 +7,7 @@ touches Slack. Errors a person can act on come back as `Problem`, never as excep
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TypeVar
 
@@ -31,19 +31,26 @@ from bot.commands.results import (
     Watching,
 )
 from bot.domain import monitor
-from bot.domain.accounts import SlackUser
-from bot.domain.changes import perform_change
+from bot.domain.accounts import SlackUser, gitlab_user_of
+from bot.domain.approvals import visible_to
+from bot.domain.changes import (
+    approvals_needed,
+    describe_change,
+    perform_change,
+    without_unchanged_toggle,
+)
 from bot.domain.errors import DomainError, NotAllowed
 from bot.domain.mirrors import (
     Operation,
     OperationRequest,
     list_project_mirrors,
+    pull_mirror_or_none,
     require_maintainer,
 )
 from bot.domain.subscriptions import PULL_KEY, push_key
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
-from bot.gitlab.models import Project
+from bot.gitlab.models import Project, PullMirror, PushMirror
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 
@@ -104,7 +111,9 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
     if name in ("users", "users-list", "users-unlink"):
         return await _admin_users(command, actor, services)
     if name == "approvals":
-        return PendingApprovals(await services.approvals.pending(actor.team_id))
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)  # unlinked: nothing
+        pending = await services.approvals.pending(actor.team_id)
+        return PendingApprovals(await visible_to(gitlab, actor.user_id, pending))
     if name == "watching":
         return Watching(
             await services.subscriptions.of_channel(actor.channel_id),
@@ -171,21 +180,34 @@ async def request_change(
     actor: Actor,
     services: Services,
 ) -> Reply:
-    """Run a change now, or ask for approval when the operation needs it."""
+    """Run a change now, or ask for approval when it needs one: by its name, or by what it
+    does (an edit that unticks Enabled is a disable). Every door — command, button, form,
+    App Home, console — comes through here."""
     project = await require_maintainer(gitlab, project_ref)
     request = OperationRequest(
         operation, project.id, project.path_with_namespace, mirror_id, dict(attributes)
     )
-    if operation in services.approval_required:
-        mirror_url = None
-        if mirror_id is not None:  # also proves the mirror exists before anyone is asked
-            mirror_url = (await gitlab.get_push_mirror(request.project, mirror_id)).url
+    required = services.approval_required
+    current_mirror: PushMirror | None = None
+    if mirror_id is not None and (operation in required or operation is Operation.EDIT):
+        # also proves the mirror exists before anyone is asked
+        current_mirror = await gitlab.get_push_mirror(request.project, mirror_id)
+        request = replace(request, attributes=without_unchanged_toggle(request, current_mirror))
+    needs = approvals_needed(request, current_mirror, required)
+    if needs:
+        current: PushMirror | PullMirror | None = current_mirror
+        if operation is Operation.PULL_CONFIG:
+            current = await pull_mirror_or_none(gitlab, request.project)
+        requester = await gitlab_user_of(gitlab)
         approval = await services.approvals.request(
             request,
             team_id=actor.team_id,
             channel_id=actor.channel_id,
             requester_id=actor.user_id,
-            mirror_url=mirror_url,
+            requester_gitlab_user_id=requester.id,
+            mirror_url=current_mirror.url if current_mirror else None,
+            changes=describe_change(request, current),
+            needs_approval_of=needs,
         )
         return ApprovalNeeded(approval)
     outcome = await perform_change(

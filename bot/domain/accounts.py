@@ -17,6 +17,7 @@ from bot.domain.errors import NotLinked, TokenNotUsable
 from bot.gitlab.client import GitLabClient, RetryPolicy
 from bot.gitlab.errors import InsufficientScope
 from bot.gitlab.http import GitLabHTTP
+from bot.gitlab.models import GitLabUser
 from bot.store.crypto import TokenCipher
 from bot.store.db import transaction
 from bot.store.models import LinkedAccount, utcnow
@@ -156,6 +157,12 @@ class Accounts:
             return await self.gitlab_for(who)
         except NotLinked:
             return None
+
+
+async def gitlab_user_of(gitlab: GitLabClient) -> GitLabUser:
+    """Whose token this is, as GitLab says now (`GET /user`), not as the link remembers it:
+    the identity that four eyes compares."""
+    return await gitlab.get_current_user()
 
 
 class _RecentTokens:

@@ -120,6 +120,8 @@ class ApprovalRequest(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     message_ts: Mapped[str | None] = mapped_column(String(32))
     requester_id: Mapped[str] = mapped_column(String(32))
+    # Four eyes means two GitLab users, not two Slack accounts (which may share one).
+    requester_gitlab_user_id: Mapped[int | None] = mapped_column(BigInteger)
     operation: Mapped[str] = mapped_column(String(32))
     project_id: Mapped[int | None] = mapped_column(BigInteger)
     project_path: Mapped[str] = mapped_column(String(1024))
@@ -128,11 +130,17 @@ class ApprovalRequest(Base):
     # Operation parameters as encrypted JSON: pull-mirror configuration carries a password.
     params_ciphertext: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
+    # What the change sets, as the card shows it (scrubbed, never a secret).
+    changes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    needs_approval_of: Mapped[str | None] = mapped_column(String(255))  # comma-separated
     approver_id: Mapped[str | None] = mapped_column(String(32))
+    approver_gitlab_user_id: Mapped[int | None] = mapped_column(BigInteger)
     result: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
+    # An approved request is being run until then; after it, the runner is presumed dead.
+    running_until: Mapped[datetime | None]
 
 
 class AuditEntry(Base):

@@ -98,7 +98,7 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
     assert "@UADA enabled push mirror 3" in out
     assert "you cannot approve your own request" in out
     assert "you are now acting as UGRACE" in out
-    assert "executed by @UGRACE" in out
+    assert "executed — approved by @UGRACE, ran with @UADA's GitLab token" in out
     assert "demo/website — 2 push mirrors" in out  # mirror 1 is gone
     assert "unknown command frobnicate" in out
 
@@ -195,3 +195,34 @@ def test_slack_and_console_render_from_the_same_helpers(monkeypatch: pytest.Monk
 
 def test_run_console_is_importable_without_a_terminal():
     assert callable(run_console)
+
+
+async def test_a_console_edit_that_disables_needs_the_approval_disable_needs():
+    # Edit prompts: auth, Enabled (no), keep divergent, only protected, branch filter.
+    answers = iter(["password", "n", "n", "n", ""])
+    out = io.StringIO()
+    with running_demo() as demo:
+        from bot.console.app import _demo_actor
+        from bot.console.session import ConsoleSession, Prompter
+        from bot.services import build_services
+        from bot.store.migrate import upgrade_database
+
+        upgrade_database(demo.settings.database_url)
+        services = build_services(demo.settings)
+        try:
+            actor = await _demo_actor(services, demo, None)
+            session = ConsoleSession(
+                services,
+                actor,
+                Console(file=out, width=200),
+                Prompter(ask=lambda _: next(answers), secret=lambda _: ""),
+            )
+            assert await session.handle("edit demo/website 1")
+            shown = out.getvalue()
+            assert "asks to edit push mirror 1" in shown
+            assert "This edit disables the mirror, so it needs the approval that `disable`" in shown
+            assert "Enabled: yes → no" in shown
+            website = next(p for p in demo.world.projects.values() if p.path == "demo/website")
+            assert website.push_mirrors[1].enabled is True
+        finally:
+            await services.close()

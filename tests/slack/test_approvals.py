@@ -33,7 +33,7 @@ def deletes(h: Harness) -> int:
 def test_approval_by_another_maintainer_runs_with_the_requesters_token(linked: Harness):
     request_id = request_delete(linked)
     approve(linked, request_id, "UBOB")
-    update = linked.wait_post("executed by <@UBOB>", method="chat.update")
+    update = linked.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
     assert update["channel"] == "COPS"
     assert linked.sample.https_mirror.id not in linked.sample.app.push_mirrors
     [delete] = linked.gitlab.requests.matching("DELETE")
@@ -70,7 +70,7 @@ def test_a_double_click_executes_once(linked: Harness):
         thread.start()
     for thread in threads:
         thread.join()
-    linked.wait_post("executed by <@UBOB>", method="chat.update")
+    linked.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
     linked.wait_response("already")
     assert deletes(linked) == 1
 
@@ -105,7 +105,7 @@ def test_the_requesters_revoked_token_shows_a_clear_failure_on_the_card(linked: 
     request_id = request_delete(linked)
     linked.sample.world.tokens["glpat-alice-maintainer-0001"].revoked = True
     approve(linked, request_id, "UBOB")
-    card = linked.wait_post(":x: failed by <@UBOB>", method="chat.update")
+    card = linked.wait_post(":x: *failed* — approved by <@UBOB>", method="chat.update")
     assert "GitLab rejected your token" in json.dumps(card, ensure_ascii=False)
     assert linked.sample.https_mirror.id in linked.sample.app.push_mirrors
 
@@ -152,7 +152,7 @@ def test_two_replicas_on_postgres_approving_at_once_execute_once(
             thread.start()
         for thread in threads:
             thread.join()
-        first.wait_post("executed by <@UBOB>", method="chat.update")
+        first.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
         first.wait(lambda: len([r for r in first.responses() if "already" in json.dumps(r)]) == 3)
         assert deletes(first) == 1
     finally:
@@ -173,3 +173,61 @@ def test_a_click_that_fails_after_the_ack_is_told_to_the_person(linked: Harness)
     # gets one line instead of silence.
     linked.click(ApprovalActions.APPROVE, "not a request", user="UBOB")
     linked.wait_response("something went wrong on Mirrorbot's side")
+
+
+# --- four eyes means two GitLab users ----------------------------------------------------------
+
+
+def test_a_second_slack_account_of_the_requesters_gitlab_user_cannot_approve(linked: Harness):
+    from tests.conftest import ALICE_TOKEN
+
+    linked.link("UALT", ALICE_TOKEN)  # alice's alt account, linked with her own token
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UALT")
+    linked.wait_response("linked to the same GitLab user as the requester's")
+    assert deletes(linked) == 0
+    # A real second maintainer still can, and the change reaches GitLab as the requester.
+    approve(linked, request_id, "UBOB")
+    linked.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
+    [delete] = linked.gitlab.requests.matching("DELETE")
+    assert delete.username == "alice"
+    assert linked.sample.https_mirror.id not in linked.sample.app.push_mirrors
+
+
+def test_a_requester_relinked_to_the_approvers_gitlab_user_changes_nothing(linked: Harness):
+    from bot.slack.ids import Fields, Views
+    from tests.conftest import BOB_TOKEN
+    from tests.slack.test_buttons_and_forms import opened_view
+
+    request_id = request_delete(linked)
+    linked.command("login", user="UALICE")  # alice's Slack account now runs as bob
+    view = opened_view(linked, Views.LOGIN)
+    linked.agent.submit(view, {Fields.TOKEN: {Fields.TOKEN: {"value": BOB_TOKEN}}}, user="UALICE")
+    linked.wait_post("Linked to GitLab user *bob*", method="views.update")
+    approve(linked, request_id, "UBOB")
+    card = linked.wait_post(":x: *failed*", method="chat.update")
+    assert "now linked to another GitLab user" in json.dumps(card)
+    assert deletes(linked) == 0
+
+
+# --- who sees pending requests ----------------------------------------------------------------
+
+
+def test_approvals_shows_nothing_to_an_unlinked_user(linked: Harness):
+    request_delete(linked)
+    linked.command("approvals", user="USTRANGER")
+    linked.wait_response("link your GitLab account")
+    shown = json.dumps(linked.responses())
+    assert "group/app" not in shown and "delete push mirror" not in shown
+
+
+def test_approvals_shows_nothing_to_a_user_whose_token_cannot_read_the_project(linked: Harness):
+    eve = linked.sample.world.add_user("eve")  # a GitLab user with no access to group/app
+    linked.sample.world.add_token(eve, "glpat-eve-outsider-000005")
+    linked.link("UEVE", "glpat-eve-outsider-000005")
+    request_delete(linked)
+    linked.command("approvals", user="UEVE")
+    linked.wait_response("No approval requests are waiting")
+    assert "group/app" not in json.dumps(linked.responses())
+    linked.command("approvals", user="UBOB")  # a maintainer of group/app sees it
+    linked.wait_response("<@UALICE>: delete push mirror")

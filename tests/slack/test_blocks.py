@@ -102,3 +102,37 @@ def test_dates_are_shown_in_each_readers_time_zone():
     assert slack_date(moment) == (
         f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|2026-03-01 12:30 UTC>"
     )
+
+
+def test_an_approval_card_with_long_values_stays_within_limits():
+    from bot.commands.results import PendingApprovals
+    from bot.domain.approvals import Approval, Status
+    from bot.domain.changes import describe_change
+    from bot.domain.mirrors import Operation, OperationRequest
+    from bot.slack.blocks.replies import approval_card, pending_approvals
+
+    edit = OperationRequest(
+        Operation.EDIT, 7, PROJECT.path_with_namespace, 3, {"mirror_branch_regex": "r" * 5000}
+    )
+    now = datetime.now(UTC)
+    approval = Approval(
+        "id",
+        "T",
+        "C",
+        None,
+        "U",
+        Operation.EDIT,
+        7,
+        PROJECT.path_with_namespace,
+        3,
+        "https://h.example.org/" + "p" * 3000,
+        Status.PENDING,
+        None,
+        None,
+        now,
+        now + timedelta(hours=1),
+        describe_change(edit, mirror(3)),
+        (Operation.EDIT,),
+    )
+    assert_within_limits(approval_card(approval))
+    assert_within_limits(pending_approvals(PendingApprovals([approval] * 60)))

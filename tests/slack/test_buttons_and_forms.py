@@ -166,9 +166,9 @@ def test_edit_opens_loading_then_the_prefilled_form(linked: Harness):
     linked.wait_post("Loading from GitLab", method="views.open")
     view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
     assert "cannot change a mirror's URL" in json.dumps(view)
-    linked.agent.submit(view, form_values(regex="^release/", options=()))
+    linked.agent.submit(view, form_values(regex="^release/", options=("enabled",)))
     linked.wait_post("<@UALICE> updated push mirror")
-    assert mirror.mirror_branch_regex == "^release/" and mirror.enabled is False
+    assert mirror.mirror_branch_regex == "^release/" and mirror.enabled is True
 
 
 def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harness):
@@ -198,7 +198,7 @@ def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harnes
         user="UBOB",
         channel="COPS",
     )
-    linked.wait_post("executed by <@UBOB>", method="chat.update")
+    linked.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
     assert linked.sample.app.pull_mirror.url == "https://puller:hunter2-secret@up.example.org/a.git"
     everything = json.dumps([c.body for c in linked.slack.calls])
     assert "hunter2" not in everything

@@ -27,12 +27,15 @@ from bot.commands.results import (
     Watching,
 )
 from bot.domain.approvals import Approval, Status
+from bot.domain.changes import AttributeChange
+from bot.domain.mirrors import Operation
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.text import (
     MAX_BLOCKS,
     SlackMessage,
     actions,
     button,
+    code,
     context,
     escape,
     section,
@@ -155,48 +158,99 @@ def sync_started(reply: SyncStarted) -> SlackMessage:
 
 
 def approval_card(approval: Approval) -> SlackMessage:
-    target = (
-        f"push mirror {approval.mirror_id} (`{escape(approval.mirror_url or '?')}`)"
-        if approval.mirror_id is not None
-        else ""
-    )
-    what = f"*{approval.operation.verb}* {target} in *{escape(approval.project_path)}*"
+    what = f"*{approval.operation.verb}*{_target(approval)} in *{escape(approval.project_path)}*"
     blocks: list[dict[str, Any]] = [
         section(f":raised_hand: <@{approval.requester_id}> asks to {what}")
+    ]
+    if approval.changes:
+        blocks.append(section("*What this change sets*\n" + change_lines(approval.changes)))
+    why = [
+        f"This {approval.operation.value} {_IMPLIES.get(op, op.value)}, so it needs the "
+        f"approval that `{op.value}` needs."
+        for op in approval.implied_approvals
     ]
     if approval.status is Status.PENDING:
         blocks.append(
             context(
-                f"Needs approval by another linked user with the Maintainer role "
-                f"· expires {slack_date(approval.expires_at, '{time}')}"
+                *why,
+                "Needs approval by another linked user, a different GitLab user with the "
+                f"Maintainer role · expires {slack_date(approval.expires_at)}",
             )
         )
         blocks.append(approval_buttons(approval))
     else:
+        if why:
+            blocks.append(context(*why))
         blocks.append(section(approval_outcome(approval)))
     return SlackMessage(
-        f"approval request: {approval.operation.verb} in "
+        f"approval request: {approval.operation.verb}{_target(approval, plain=True)} in "
         f"{approval.project_path} ({approval.status.value})",
         blocks,
     )
 
 
+_IMPLIES = {Operation.DISABLE: "disables the mirror", Operation.ENABLE: "enables the mirror"}
+
+
+def _target(approval: Approval, *, plain: bool = False) -> str:
+    """The verb names the kind of mirror ("delete push mirror"); this adds which one."""
+    if approval.mirror_id is None:
+        return ""
+    if plain or not approval.mirror_url:
+        return f" {approval.mirror_id}"
+    return f" {approval.mirror_id} ({code(approval.mirror_url)})"
+
+
+def change_lines(changes: tuple[AttributeChange, ...]) -> str:
+    """One line per attribute: `old → new` for edits; URLs and patterns in code spans."""
+    lines = []
+    for change in changes:
+        new = _shown(change, change.new)
+        if change.old is None:
+            value = new
+        elif change.unchanged:
+            value = f"{new} (unchanged)"
+        else:
+            value = f"{_shown(change, change.old)} → *{new}*"
+        lines.append(f"• {escape(change.label)}: {value}")
+    return "\n".join(lines)
+
+
+def _shown(change: AttributeChange, value: str) -> str:
+    return code(value) if change.code and value != "none" else escape(value)
+
+
 def approval_outcome(approval: Approval) -> str:
-    who = f" by <@{approval.approver_id}>" if approval.approver_id else ""
+    """The card's last line once decided. An approved change runs with the requester's
+    token, so the card says both: who approved, and whose token it ran with."""
     result = f": {escape(approval.result)}" if approval.result else ""
-    icon = {
-        Status.EXECUTED: ":white_check_mark:",
-        Status.FAILED: ":x:",
-        Status.REJECTED: ":no_entry:",
-        Status.CANCELLED: ":heavy_minus_sign:",
-        Status.EXPIRED: ":hourglass:",
-        Status.APPROVED: ":hourglass_flowing_sand:",
-    }
-    label = {Status.APPROVED: "approved, running…"}.get(approval.status, approval.status.value)
-    verb = "cancelled by the requester" if approval.status is Status.CANCELLED else f"{label}{who}"
-    if approval.status is Status.EXPIRED:
-        verb = "expired without a decision"
-    return f"{icon.get(approval.status, '')} {verb}{result}"
+    approved = f"approved by <@{approval.approver_id}>" if approval.approver_id else ""
+    ran = f"{approved}, ran with <@{approval.requester_id}>'s GitLab token"
+    if approval.status is Status.EXECUTED:
+        return f":white_check_mark: *executed* — {ran}{result}"
+    if approval.status is Status.FAILED:
+        return f":x: *failed* — {ran}{result}"
+    if approval.status is Status.APPROVED:
+        return (
+            f":hourglass_flowing_sand: {approved}, running with "
+            f"<@{approval.requester_id}>'s GitLab token…"
+        )
+    if approval.status is Status.REJECTED:
+        return f":no_entry: rejected by <@{approval.approver_id}>"
+    if approval.status is Status.CANCELLED:
+        return ":heavy_minus_sign: cancelled by the requester"
+    return ":hourglass: expired without a decision"
+
+
+def interrupted_notice(approval: Approval) -> SlackMessage:
+    """To the requester, when a run the bot lost track of (a crash) has been resolved."""
+    outcome = "went through" if approval.status is Status.EXECUTED else "did not complete"
+    text = (
+        f"Your request to {approval.operation.verb}{_target(approval, plain=True)} in "
+        f"*{escape(approval.project_path)}* was interrupted while it ran (Mirrorbot "
+        f"restarted) and {outcome}: {escape(approval.result or 'outcome unknown')}"
+    )
+    return SlackMessage(text, [section(text)])
 
 
 def approval_needed(reply: ApprovalNeeded) -> SlackMessage:
@@ -209,12 +263,11 @@ def pending_approvals(reply: PendingApprovals) -> SlackMessage:
     blocks: list[dict[str, Any]] = [section("*Waiting for approval*")]
     shown = reply.approvals[: (MAX_BLOCKS - 2) // 2]
     for approval in shown:
-        target = f" {approval.mirror_id}" if approval.mirror_id else ""
         blocks.append(
             section(
-                f"<@{approval.requester_id}>: {approval.operation.verb}{target} in "
-                f"*{escape(approval.project_path)}* — expires "
-                f"{slack_date(approval.expires_at, '{time}')}"
+                f"<@{approval.requester_id}>: {approval.operation.verb}"
+                f"{_target(approval, plain=True)} in *{escape(approval.project_path)}* — "
+                f"expires {slack_date(approval.expires_at)}"
             )
         )
         blocks.append(approval_buttons(approval))

@@ -37,6 +37,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def code(text: str) -> str:
+    """Verbatim in a code span: mrkdwn reads `*****` outside one as bold."""
+    quoted = escape(text).replace("`", "'")
+    return f"`{quoted}`"
+
+
 def shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
