@@ -79,7 +79,7 @@ class ConsoleSession:
         reply = await run_command(command, self.actor, self.services)
         ok = self.show(reply)
         if isinstance(reply, SyncStarted):
-            await self.follow(reply)
+            ok = await self.follow(reply) and ok
         return ok
 
     async def pick(self, number: int) -> bool:
@@ -98,7 +98,7 @@ class ConsoleSession:
         reply = await press(choice.action_id, choice.value, self.actor, self.services)
         ok = self.show(reply)
         if isinstance(reply, SyncStarted):
-            await self.follow(reply)
+            ok = await self.follow(reply) and ok
         return ok
 
     def show(self, reply: Reply) -> bool:
@@ -108,18 +108,30 @@ class ConsoleSession:
             self.choices = choices
         return not isinstance(reply, Problem)
 
-    async def follow(self, reply: SyncStarted, *, give_up_after: float = 60.0) -> None:
-        """Print each mirror's status as it changes until it settles, as Slack's reply does."""
+    async def follow(self, reply: SyncStarted, *, give_up_after: float = 60.0) -> bool:
+        """Print each mirror's status as it changes until it settles, as Slack's reply does;
+        True only if GitLab finished every sync (what `-c` exits 0 for)."""
         gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
         ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
         current = {m.id: m for m in reply.mirrors}
-        for mirror_id in list(current):
-            async for mirror in follow_push_mirror(
-                gitlab, ref, mirror_id, interval=0.5, give_up_after=give_up_after
+        settled: set[int] = set()
+        for requested in reply.mirrors:
+            async for progress in follow_push_mirror(
+                gitlab,
+                ref,
+                requested.id,
+                interval=0.5,
+                give_up_after=give_up_after,
+                requested=requested,
             ):
-                current[mirror_id] = mirror
-        settled = replace(reply, mirrors=[current[m.id] for m in reply.mirrors])
-        self.out.print(to_terminal(sync_progress(settled, finished=True))[0])
+                current[requested.id] = progress.mirror
+                if progress.settled:
+                    settled.add(requested.id)
+        result = replace(
+            reply, mirrors=[current[m.id] for m in reply.mirrors], settled=frozenset(settled)
+        )
+        self.out.print(to_terminal(sync_progress(result, finished=True))[0])
+        return result.succeeded
 
     # --- forms: the modals as prompts --------------------------------------------------------
 

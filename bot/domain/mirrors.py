@@ -175,21 +175,45 @@ async def execute_operation(gitlab: GitLabClient, request: OperationRequest) -> 
     raise AssertionError(f"unhandled operation {op}")
 
 
+@dataclass(frozen=True)
+class SyncProgress:
+    """A followed mirror as GitLab last showed it. `settled`: GitLab ran the sync that was
+    asked for to its end, so `mirror.update_status` (finished or failed) is its result;
+    until then the status GitLab shows may still be the previous update's."""
+
+    mirror: PushMirror
+    settled: bool
+
+
 async def follow_push_mirror(
-    gitlab: GitLabClient, ref: ProjectRef, mirror_id: int, *, interval: float, give_up_after: float
-) -> AsyncIterator[PushMirror]:
-    """Yield the mirror each time its status changes, until it settles or time runs out."""
+    gitlab: GitLabClient,
+    ref: ProjectRef,
+    mirror_id: int,
+    *,
+    interval: float,
+    give_up_after: float,
+    requested: PushMirror | None = None,
+) -> AsyncIterator[SyncProgress]:
+    """Yield the mirror each time its status changes, until the sync settles or time runs
+    out. `requested` is the mirror as read just after the sync was asked for."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + give_up_after
-    last_status: str | None = None
-    seen_progress = False
+    last: tuple[str, bool] | None = None
+    seen_progress = requested is not None and requested.is_in_progress
+    ended_before = requested.last_update_at if requested is not None else None
     while loop.time() < deadline:
         mirror = await gitlab.get_push_mirror(ref, mirror_id)
+        if requested is None:
+            requested, ended_before = mirror, mirror.last_update_at
         seen_progress = seen_progress or mirror.is_in_progress
-        if mirror.update_status != last_status:
-            last_status = mirror.update_status
-            yield mirror
-        # A sync GitLab delayed still shows the previous result: wait for it to start.
-        if seen_progress and not mirror.is_in_progress:
+        # A sync GitLab delayed still shows the previous result: it has settled once it
+        # was seen running, or once an update ended after the one shown at the request.
+        settled = not mirror.is_in_progress and (
+            seen_progress or mirror.last_update_at != ended_before
+        )
+        if (mirror.update_status, settled) != last:
+            last = (mirror.update_status, settled)
+            yield SyncProgress(mirror, settled)
+        if settled:
             return
         await asyncio.sleep(interval)

@@ -61,7 +61,25 @@ def test_bad_input_fails_with_one_line():
 def test_sync_follows_the_mirror_until_it_settles():
     result = console("-c", "sync demo/website 1")
     assert result.returncode == 0
-    assert "● finished" in result.stdout.split("Following the sync")[-1]
+    assert "requested a sync of 1 push mirror" in result.stdout
+    settled = result.stdout.split("Following the sync")[-1]
+    assert "synced 1 push mirror" in settled and "● finished" in settled
+
+
+def test_a_sync_gitlab_reports_failed_exits_non_zero_with_its_likely_cause():
+    result = console("-c", "sync demo/api 4")
+    assert result.returncode == 1, result.stdout
+    settled = result.stdout.split("Following the sync")[-1]
+    assert "requested failed: mirror 4 of demo/api" in settled
+    assert "Authentication failed for" in settled
+    assert "Likely cause: Authentication failed." in settled
+    assert "synced" not in result.stdout
+
+
+def test_show_names_the_likely_cause_of_a_failing_mirror():
+    show = console("-c", "show demo/api 4")
+    assert "Likely cause: Authentication failed." in show.stdout
+    assert "renew the token or password" in show.stdout
 
 
 def test_a_change_that_needs_approval_succeeds_by_asking():
