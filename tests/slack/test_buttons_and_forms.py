@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from bot.commands.actions import MirrorActions, MirrorRef
 from bot.slack.blocks.mirrors import mirror_row
 from bot.slack.ids import Fields, FormContext, Views
@@ -169,6 +171,68 @@ def test_edit_opens_loading_then_the_prefilled_form(linked: Harness):
     linked.agent.submit(view, form_values(regex="^release/", options=()))
     linked.wait_post("<@UALICE> updated push mirror")
     assert mirror.mirror_branch_regex == "^release/" and mirror.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("before", "typed", "after"),
+    [
+        # (regex, protected only) on GitLab before; what the form was given; on GitLab after
+        (("^release/", False), (None, False), ("", False)),  # an emptied filter is removed
+        (("^release/", False), (None, True), (None, True)),  # protected only replaces it
+        ((None, True), (None, False), (None, False)),  # protected only turned off
+        ((None, True), ("^main$", False), ("^main$", False)),  # a filter replaces it
+    ],
+)
+def test_edit_sets_exactly_the_branch_choice_in_the_form(linked: Harness, before, typed, after):
+    mirror = linked.sample.https_mirror
+    mirror.mirror_branch_regex, mirror.only_protected_branches = before
+    linked.command(f"edit group/app {mirror.id}")
+    view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
+    if before[0]:
+        assert f'"initial_value": "{before[0]}"' in json.dumps(view)
+    regex, protected = typed
+    options = ("enabled", "only_protected_branches") if protected else ("enabled",)
+    response = linked.agent.submit(view, form_values(regex=regex, options=options))
+    assert response.status_code == 200 and response.text == ""  # GitLab refused nothing
+    linked.wait_post("<@UALICE> updated push mirror")
+    assert (mirror.mirror_branch_regex or None, mirror.only_protected_branches) == (
+        after[0] or None,
+        after[1],
+    )
+    assert linked.gitlab.requests.matching("PUT", "/remote_mirrors")[-1].status == 200
+
+
+def test_an_emptied_branch_filter_makes_the_mirror_push_every_branch(linked: Harness):
+    mirror = linked.sample.https_mirror
+    mirror.mirror_branch_regex = "^release/"
+    linked.command(f"edit group/app {mirror.id}")
+    view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
+    linked.agent.submit(view, form_values(regex=None))
+    linked.wait_post("<@UALICE> updated push mirror")
+    sent = linked.gitlab.requests.matching("PUT", "/remote_mirrors")[-1].body
+    assert sent["mirror_branch_regex"] == "" and "only_protected_branches" not in sent
+    assert not mirror.mirror_branch_regex
+    linked.command(f"show group/app {mirror.id}")
+    assert "all branches" in json.dumps(linked.wait_response("Divergent refs"))
+
+
+def test_an_edit_refused_by_validation_keeps_the_form_open_and_changes_nothing(
+    linked: Harness,
+):
+    """`response_action: errors` leaves the modal open with everything the person typed;
+    after fixing the one field, the same form goes through."""
+    mirror = linked.sample.https_mirror
+    mirror.mirror_branch_regex = "^release/"
+    linked.command(f"edit group/app {mirror.id}")
+    view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
+    refused = linked.agent.submit(view, form_values(regex="(unclosed", options=()))
+    assert refused.json()["response_action"] == "errors"
+    assert set(refused.json()["errors"]) == {Fields.BRANCH_REGEX.value}
+    assert linked.gitlab.requests.matching("PUT", "/remote_mirrors") == []
+    fixed = linked.agent.submit(view, form_values(regex="^main$", options=()))
+    assert fixed.text == ""
+    linked.wait_post("<@UALICE> updated push mirror")
+    assert mirror.mirror_branch_regex == "^main$" and mirror.enabled is False
 
 
 def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harness):
