@@ -150,9 +150,11 @@ def read_pull_config_form(view: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     for field in (Fields.AUTH_USER, Fields.AUTH_PASSWORD):
         if value := text_value(view, field):
             attributes[field.value] = value
+    # Always sent: the form shows the current filter, so an emptied one means none (GitLab
+    # takes "" as no filter; on pull mirrors it may be sent beside the other options).
     regex = text_value(view, Fields.BRANCH_REGEX)
+    attributes["mirror_branch_regex"] = regex
     if regex:
-        attributes["mirror_branch_regex"] = regex
         attributes["only_mirror_protected_branches"] = False
         if problem := branch_regex_problem(regex, False):
             errors[Fields.BRANCH_REGEX.value] = problem

@@ -273,6 +273,42 @@ def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harnes
         assert b"hunter2" not in path.read_bytes()
 
 
+def approve_the_card(h: Harness, contains: str, *, channel: str = "C1") -> None:
+    from bot.commands.actions import ApprovalActions, ApprovalRef
+
+    card = h.wait_post(contains)
+    request_id = next(
+        ApprovalRef.model_validate_json(e["value"]).request_id
+        for b in card["blocks"]
+        for e in b.get("elements", [])
+        if e.get("action_id") == ApprovalActions.APPROVE
+    )
+    h.click(
+        ApprovalActions.APPROVE,
+        ApprovalRef(request_id=request_id).dump(),
+        user="UBOB",
+        channel=channel,
+    )
+    h.wait_post("executed by <@UBOB>", method="chat.update")
+
+
+def test_an_emptied_pull_mirror_branch_filter_is_removed(linked: Harness):
+    pull = linked.sample.world.set_pull_mirror(
+        linked.sample.app, "https://up.example.org/a.git", enabled=True
+    )
+    pull.mirror_branch_regex = "^main$"
+    linked.command("pull config group/app")
+    view = opened_view(linked, Views.PULL_CONFIG, method="views.update")
+    assert '"initial_value": "^main$"' in json.dumps(view)
+    values = {
+        str(Fields.OPTIONS): {str(Fields.OPTIONS): {"selected_options": [{"value": "enabled"}]}},
+        str(Fields.BRANCH_REGEX): {str(Fields.BRANCH_REGEX): {"value": None}},
+    }
+    linked.agent.submit(view, values)
+    approve_the_card(linked, "asks to *configure the pull mirror*")
+    assert not linked.sample.app.pull_mirror.mirror_branch_regex
+
+
 def test_login_validates_the_token_and_links(harness: Harness):
     harness.command("login", user="UNEW")
     view = opened_view(harness, Views.LOGIN)
