@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.store.db import transaction
 from bot.store.models import AlertMessage, OutboxMessage, ScheduledCheck, WebhookEvent, utcnow
@@ -41,8 +42,9 @@ def _outbox_done_before(cutoff: Any) -> ColumnElement[bool]:
     # (its updates, reminders and recovery are posted in its thread and edit it), and the
     # parent of any message still waiting to be sent.
     open_alerts = select(AlertMessage.outbox_key).where(AlertMessage.resolved_at.is_(None))
-    waiting_threads = select(OutboxMessage.thread_of).where(
-        OutboxMessage.status == "pending", OutboxMessage.thread_of.is_not(None)
+    waiting = aliased(OutboxMessage)
+    waiting_threads = select(waiting.thread_of).where(
+        waiting.status == "pending", waiting.thread_of.is_not(None)
     )
     return and_(
         OutboxMessage.created_at < cutoff,
@@ -57,18 +59,20 @@ async def prune(
 ) -> Pruned:
     """Delete what is older than `keep`, `batch` rows per transaction."""
     cutoff = utcnow() - keep
-    targets: list[tuple[Any, ColumnElement[bool]]] = [
-        (WebhookEvent, WebhookEvent.processed_at < cutoff),
-        (OutboxMessage, _outbox_done_before(cutoff)),
-        (AlertMessage, AlertMessage.resolved_at < cutoff),
-        (ScheduledCheck, ScheduledCheck.due_at < cutoff),
+    # Each with the indexed column it is cut off by: batches are taken in that index's
+    # order, so none sorts every old row to find the first thousand.
+    targets: list[tuple[Any, ColumnElement[bool], Any]] = [
+        (WebhookEvent, WebhookEvent.processed_at < cutoff, WebhookEvent.processed_at),
+        (OutboxMessage, _outbox_done_before(cutoff), OutboxMessage.created_at),
+        (AlertMessage, AlertMessage.resolved_at < cutoff, AlertMessage.resolved_at),
+        (ScheduledCheck, ScheduledCheck.due_at < cutoff, ScheduledCheck.due_at),
     ]
     pruned = Pruned()
-    for model, condition in targets:
+    for model, condition, order in targets:
         table: Table = model.__table__
         pruned.rows[table.name] = 0
         while True:
-            deleted = await _delete_batch(sessions, model, condition, batch)
+            deleted = await _delete_batch(sessions, model, condition, order, batch)
             pruned.rows[table.name] += deleted
             if deleted < batch:
                 break
@@ -80,10 +84,11 @@ async def _delete_batch(
     sessions: async_sessionmaker[AsyncSession],
     model: Any,
     condition: ColumnElement[bool],
+    order: Any,
     batch: int,
 ) -> int:
     async with transaction(sessions) as session:
-        ids = select(model.id).where(condition).order_by(model.id).limit(batch)
+        ids = select(model.id).where(condition).order_by(order, model.id).limit(batch)
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             ids = ids.with_for_update(skip_locked=True)
         result = await session.execute(
