@@ -4,7 +4,8 @@
 - inbox: turn stored webhook pushes into scheduled checks;
 - checks: run the checks that are due;
 - monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
-- approvals: expire stale approval requests, resolve runs a crash interrupted.
+- approvals: expire stale approval requests, resolve runs a crash interrupted;
+- retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.domain import inbox, monitor
+from bot.domain import inbox, monitor, retention
 from bot.gitlab.client import GitLabClient
 from bot.services import Services
 from bot.slack.background import sweep_approvals_once
@@ -39,6 +40,7 @@ class WorkerTiming:
     inbox_every: float = 0.25  # small, steady passes: a big one pauses the intake
     checks_every: float = 2.0
     approvals_every: float = 15.0
+    retention_every: float = 3600.0
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
 
 
@@ -59,6 +61,7 @@ class Workers:
             ("outbox", self.deliver_outbox, self.timing.outbox_every),
             ("inbox", self.process_inbox, self.timing.inbox_every),
             ("approvals", self.expire_approvals, self.timing.approvals_every),
+            ("retention", self.prune, self.timing.retention_every),
         ]
         if self.service_gitlab() is not None:
             loops += [
@@ -92,8 +95,10 @@ class Workers:
     async def process_inbox(self) -> bool:
         """True while a backlog remains. Otherwise wait for the next round: under a flood of
         webhooks, a pass for every few new events cost the intake more than it saved."""
+        # Checks are scheduled only if a monitor will run them: without one they would pile up.
+        delays = self.timing.push_check_delays if self.service_gitlab() is not None else ()
         processed = await inbox.process_pending(
-            self.services.sessions, check_delays=self.timing.push_check_delays, limit=INBOX_BATCH
+            self.services.sessions, check_delays=delays, limit=INBOX_BATCH
         )
         if processed:
             log.info("webhook inbox: %d events processed", processed)
@@ -139,6 +144,13 @@ class Workers:
     async def expire_approvals(self) -> int:
         await sweep_approvals_once(self.services, self.slack)
         return 0
+
+    async def prune(self) -> int:
+        keep = timedelta(days=self.services.settings.mirrorbot_retention_days)
+        pruned = await retention.prune(self.services.sessions, keep=keep)
+        if pruned.total:
+            log.info("retention: deleted %s", pruned.rows)
+        return 0  # batches are already taken one after another; wait for the next round
 
     @property
     def remind_after(self) -> timedelta:

@@ -10,7 +10,9 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-@pytest.mark.parametrize("script", ["ack.py", "fanout.py", "webhooks.py", "monitor_scale.py"])
+@pytest.mark.parametrize(
+    "script", ["ack.py", "fanout.py", "webhooks.py", "monitor_scale.py", "retention.py"]
+)
 def test_benchmark_runs_at_a_tiny_size(script: str):
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--tiny"],

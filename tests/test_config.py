@@ -11,6 +11,7 @@ def test_defaults(monkeypatch):
     assert settings.mirrorbot_approval_required == ["delete", "disable", "pull-config"]
     assert settings.mirrorbot_poll_interval == 60
     assert settings.mirrorbot_remind_after == 86400
+    assert settings.mirrorbot_retention_days == 7
 
 
 def test_comma_separated_lists(monkeypatch):
@@ -30,6 +31,7 @@ def test_comma_separated_lists(monkeypatch):
         ("MIRRORBOT_POLL_INTERVAL", "soon", "MIRRORBOT_POLL_INTERVAL: "),
         ("MIRRORBOT_POLL_INTERVAL", "0", "greater than 0"),
         ("MIRRORBOT_REMIND_AFTER", "-5", "MIRRORBOT_REMIND_AFTER"),
+        ("MIRRORBOT_RETENTION_DAYS", "0", "greater than 0"),
         ("MIRRORBOT_SECRET_KEY", "not-a-key", "Fernet key"),
         ("MIRRORBOT_APPROVAL_REQUIRED", "delete,nuke", "unknown operation nuke"),
         ("GITLAB_URL", "gitlab.example.com", "GITLAB_URL: expected an http"),

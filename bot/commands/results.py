@@ -74,12 +74,28 @@ class ChangeMade:
 
 @dataclass(frozen=True)
 class SyncStarted:
-    """Syncs that were started; the reply follows each mirror until it settles."""
+    """Syncs that were requested; the reply follows each mirror until GitLab says it
+    finished or failed (`settled` holds those mirrors' ids)."""
 
     actor_id: str
     project: Project
     mirrors: list[PushMirror]
     skipped: list[str] = field(default_factory=list)  # one line per mirror not synced
+    settled: frozenset[int] = frozenset()
+
+    @property
+    def failed(self) -> list[PushMirror]:
+        return [m for m in self.mirrors if m.id in self.settled and m.is_failed]
+
+    @property
+    def all_settled(self) -> bool:
+        return all(m.id in self.settled for m in self.mirrors)
+
+    @property
+    def succeeded(self) -> bool:
+        """Syncs were requested, GitLab ran each to its end and none failed: what the
+        console's `-c` exits 0 for."""
+        return bool(self.mirrors) and self.all_settled and not self.failed
 
 
 @dataclass(frozen=True)

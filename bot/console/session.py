@@ -31,6 +31,8 @@ from bot.slack.blocks.alerts import render_outbox
 from bot.slack.blocks.replies import render, sync_progress
 
 QUIT = {"quit", "exit", ":q"}
+CLEAR = "-"  # the answer that empties a prompt which has a current value
+ATTEMPTS = 3  # times a form asks again for an answer it cannot take
 Ask = Callable[[str], str]
 
 
@@ -79,7 +81,7 @@ class ConsoleSession:
         reply = await run_command(command, self.actor, self.services)
         ok = self.show(reply)
         if isinstance(reply, SyncStarted):
-            await self.follow(reply)
+            ok = await self.follow(reply) and ok
         return ok
 
     async def pick(self, number: int) -> bool:
@@ -98,7 +100,7 @@ class ConsoleSession:
         reply = await press(choice.action_id, choice.value, self.actor, self.services)
         ok = self.show(reply)
         if isinstance(reply, SyncStarted):
-            await self.follow(reply)
+            ok = await self.follow(reply) and ok
         return ok
 
     def show(self, reply: Reply) -> bool:
@@ -108,18 +110,30 @@ class ConsoleSession:
             self.choices = choices
         return not isinstance(reply, Problem)
 
-    async def follow(self, reply: SyncStarted, *, give_up_after: float = 60.0) -> None:
-        """Print each mirror's status as it changes until it settles, as Slack's reply does."""
+    async def follow(self, reply: SyncStarted, *, give_up_after: float = 60.0) -> bool:
+        """Print each mirror's status as it changes until it settles, as Slack's reply does;
+        True only if GitLab finished every sync (what `-c` exits 0 for)."""
         gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
         ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
         current = {m.id: m for m in reply.mirrors}
-        for mirror_id in list(current):
-            async for mirror in follow_push_mirror(
-                gitlab, ref, mirror_id, interval=0.5, give_up_after=give_up_after
+        settled: set[int] = set()
+        for requested in reply.mirrors:
+            async for progress in follow_push_mirror(
+                gitlab,
+                ref,
+                requested.id,
+                interval=0.5,
+                give_up_after=give_up_after,
+                requested=requested,
             ):
-                current[mirror_id] = mirror
-        settled = replace(reply, mirrors=[current[m.id] for m in reply.mirrors])
-        self.out.print(to_terminal(sync_progress(settled, finished=True))[0])
+                current[requested.id] = progress.mirror
+                if progress.settled:
+                    settled.add(requested.id)
+        result = replace(
+            reply, mirrors=[current[m.id] for m in reply.mirrors], settled=frozenset(settled)
+        )
+        self.out.print(to_terminal(sync_progress(result, finished=True))[0])
+        return result.succeeded
 
     # --- forms: the modals as prompts --------------------------------------------------------
 
@@ -158,18 +172,25 @@ class ConsoleSession:
         )
 
     def ask_push_mirror(self, current: Any) -> dict[str, Any]:
+        """The add/edit form's answers, as the modal gives them: the branch choice as two
+        keys (an emptied filter is ""), turned into GitLab's by the domain. A bad answer is
+        asked again; the other answers are kept."""
         attributes: dict[str, Any] = {}
         if current is None:
             attributes["url"] = self._valid(
                 lambda: self.prompter.text("Target repository URL"), mirror_url_problem
             )
-        auth = self.prompter.text(
-            "Authentication: password or ssh_public_key",
-            current.auth_method if current else "password",
+        attributes["auth_method"] = self._valid(
+            lambda: self.prompter.text(
+                "Authentication: password or ssh_public_key",
+                current.auth_method if current else "password",
+            ),
+            lambda auth: (
+                None
+                if auth in ("password", "ssh_public_key")
+                else "authentication is `password` or `ssh_public_key`"
+            ),
         )
-        if auth not in ("password", "ssh_public_key"):
-            raise UsageError("authentication is `password` or `ssh_public_key`")
-        attributes["auth_method"] = auth
         attributes["enabled"] = self.prompter.yes("Enabled", current.enabled if current else True)
         attributes["keep_divergent_refs"] = self.prompter.yes(
             "Keep divergent refs", bool(current and current.keep_divergent_refs)
@@ -177,30 +198,34 @@ class ConsoleSession:
         protected = self.prompter.yes(
             "Only protected branches", bool(current and current.only_protected_branches)
         )
-        regex = (
-            self.prompter.text(
-                "Branch filter (regular expression, empty for none)",
-                current.mirror_branch_regex if current else None,
-            )
-            or None
+        existing = current.mirror_branch_regex if current else None
+        label = (
+            f"Branch filter (regular expression; Enter keeps it, {CLEAR} for none)"
+            if existing
+            else "Branch filter (regular expression, empty for none)"
         )
-        if problem := branch_regex_problem(regex, protected):
-            raise UsageError(problem)
-        if regex:
-            attributes["mirror_branch_regex"] = regex
-        else:
-            attributes["only_protected_branches"] = protected
+        regex = self._valid(
+            lambda: self.prompter.text(label, existing),
+            lambda answer: branch_regex_problem(_cleared(answer), protected),
+        )
+        attributes["only_protected_branches"] = protected
+        attributes["mirror_branch_regex"] = _cleared(regex)
         return attributes
 
     def ask_pull_config(self, current: PullMirror | None) -> dict[str, Any]:
         attributes: dict[str, Any] = {}
-        url = self.prompter.text("Source repository URL" + (" (empty keeps it)" if current else ""))
+        url = self._valid(
+            lambda: self.prompter.text(
+                "Source repository URL" + (" (empty keeps it)" if current else "")
+            ),
+            lambda answer: (
+                mirror_url_problem(answer)
+                if answer or current is None
+                else None  # empty keeps the current URL
+            ),
+        )
         if url:
-            if problem := mirror_url_problem(url):
-                raise UsageError(problem)
             attributes["url"] = url
-        elif current is None:
-            raise UsageError("a new pull mirror needs a source URL")
         if user := self.prompter.text("Username (empty for none)"):
             attributes["auth_user"] = user
         if password := self.prompter.secret("Password or token (input hidden, empty for none): "):
@@ -219,10 +244,20 @@ class ConsoleSession:
         return attributes
 
     def _valid(self, ask: Callable[[], str], problem_of: Callable[[str], str | None]) -> str:
+        """Ask until the answer is valid, saying what is wrong; a few tries, not forever."""
+        for _ in range(ATTEMPTS - 1):
+            value = ask()
+            if (problem := problem_of(value)) is None:
+                return value
+            self.out.print(f"  {problem}; try again")
         value = ask()
         if problem := problem_of(value):
             raise UsageError(problem)
         return value
+
+
+def _cleared(answer: str) -> str:
+    return "" if answer == CLEAR else answer
 
 
 async def print_alerts_forever(session: ConsoleSession, every: float = 2.0) -> None:

@@ -132,12 +132,40 @@ async def pull_mirror_or_none(gitlab: GitLabClient, ref: ProjectRef) -> PullMirr
         return None
 
 
+BRANCH_CHOICE = ("only_protected_branches", "mirror_branch_regex")
+
+
+def branch_options(attributes: dict[str, Any], current: PushMirror | None) -> dict[str, Any]:
+    """A form's branch choice (both keys: protected only, and a filter, "" for none) as
+    GitLab takes it. GitLab refuses the two keys in one request (400, even with one of them
+    empty), so one is sent: a filter (GitLab then turns "protected only" off), or "protected
+    only" (GitLab then drops the filter); for all branches, an empty filter if the mirror
+    has one (that removes it), else "protected only" off."""
+    if not all(key in attributes for key in BRANCH_CHOICE):
+        return attributes
+    rest = {k: v for k, v in attributes.items() if k not in BRANCH_CHOICE}
+    if regex := attributes["mirror_branch_regex"]:
+        return {**rest, "mirror_branch_regex": regex}
+    if attributes["only_protected_branches"]:
+        return {**rest, "only_protected_branches": True}
+    if current is not None and current.mirror_branch_regex:
+        return {**rest, "mirror_branch_regex": ""}
+    return {**rest, "only_protected_branches": False}
+
+
+def _clears_a_filter(attributes: dict[str, Any]) -> bool:
+    return all(key in attributes for key in BRANCH_CHOICE) and not any(
+        attributes[key] for key in BRANCH_CHOICE
+    )
+
+
 async def execute_operation(gitlab: GitLabClient, request: OperationRequest) -> OperationOutcome:
     """Run one change with `gitlab` (the requester's client)."""
     ref, mirror_id = request.project, request.mirror_id
     op = request.operation
     if op is Operation.ADD:
-        created = await gitlab.create_push_mirror(ref, PushMirrorCreate(**request.attributes))
+        attributes = branch_options(request.attributes, None)
+        created = await gitlab.create_push_mirror(ref, PushMirrorCreate(**attributes))
         return OperationOutcome(f"added push mirror {created.id} → {created.url}", created)
     if op is Operation.PULL_CONFIG:
         pull = await gitlab.configure_pull_mirror(ref, PullMirrorConfig(**request.attributes))
@@ -160,9 +188,14 @@ async def execute_operation(gitlab: GitLabClient, request: OperationRequest) -> 
         mirror = await gitlab.update_push_mirror(ref, mirror_id, PushMirrorUpdate(enabled=enabled))
         return OperationOutcome(f"{op.value}d push mirror {mirror_id} ({mirror.url})", mirror)
     if op is Operation.EDIT:
-        mirror = await gitlab.update_push_mirror(
-            ref, mirror_id, PushMirrorUpdate(**request.attributes)
+        # Which key clears the branch options depends on what the mirror has now.
+        current = (
+            await gitlab.get_push_mirror(ref, mirror_id)
+            if _clears_a_filter(request.attributes)
+            else None
         )
+        attributes = branch_options(request.attributes, current)
+        mirror = await gitlab.update_push_mirror(ref, mirror_id, PushMirrorUpdate(**attributes))
         return OperationOutcome(f"updated push mirror {mirror_id} ({mirror.url})", mirror)
     if op is Operation.SYNC:
         await gitlab.sync_push_mirror(ref, mirror_id)
@@ -175,21 +208,45 @@ async def execute_operation(gitlab: GitLabClient, request: OperationRequest) -> 
     raise AssertionError(f"unhandled operation {op}")
 
 
+@dataclass(frozen=True)
+class SyncProgress:
+    """A followed mirror as GitLab last showed it. `settled`: GitLab ran the sync that was
+    asked for to its end, so `mirror.update_status` (finished or failed) is its result;
+    until then the status GitLab shows may still be the previous update's."""
+
+    mirror: PushMirror
+    settled: bool
+
+
 async def follow_push_mirror(
-    gitlab: GitLabClient, ref: ProjectRef, mirror_id: int, *, interval: float, give_up_after: float
-) -> AsyncIterator[PushMirror]:
-    """Yield the mirror each time its status changes, until it settles or time runs out."""
+    gitlab: GitLabClient,
+    ref: ProjectRef,
+    mirror_id: int,
+    *,
+    interval: float,
+    give_up_after: float,
+    requested: PushMirror | None = None,
+) -> AsyncIterator[SyncProgress]:
+    """Yield the mirror each time its status changes, until the sync settles or time runs
+    out. `requested` is the mirror as read just after the sync was asked for."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + give_up_after
-    last_status: str | None = None
-    seen_progress = False
+    last: tuple[str, bool] | None = None
+    seen_progress = requested is not None and requested.is_in_progress
+    ended_before = requested.last_update_at if requested is not None else None
     while loop.time() < deadline:
         mirror = await gitlab.get_push_mirror(ref, mirror_id)
+        if requested is None:
+            requested, ended_before = mirror, mirror.last_update_at
         seen_progress = seen_progress or mirror.is_in_progress
-        if mirror.update_status != last_status:
-            last_status = mirror.update_status
-            yield mirror
-        # A sync GitLab delayed still shows the previous result: wait for it to start.
-        if seen_progress and not mirror.is_in_progress:
+        # A sync GitLab delayed still shows the previous result: it has settled once it
+        # was seen running, or once an update ended after the one shown at the request.
+        settled = not mirror.is_in_progress and (
+            seen_progress or mirror.last_update_at != ended_before
+        )
+        if (mirror.update_status, settled) != last:
+            last = (mirror.update_status, settled)
+            yield SyncProgress(mirror, settled)
+        if settled:
             return
         await asyncio.sleep(interval)

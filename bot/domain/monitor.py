@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.alerts import ProjectCheck, apply_checks, snapshots
@@ -127,13 +129,23 @@ async def scan(
 async def schedule_checks(
     session: AsyncSession, project_id: int, delays: Iterable[float], reason: str
 ) -> None:
+    """One pending check per project and delay: a push while one is pending adds nothing
+    (the pending one runs after this push too, and runs sooner than a new one would)."""
     now = utcnow()
-    for delay in delays:
-        session.add(
-            ScheduledCheck(
-                project_id=project_id, reason=reason, due_at=now + timedelta(seconds=delay)
-            )
-        )
+    rows = [
+        {
+            "project_id": project_id,
+            "reason": f"{reason} +{delay:g}s"[:64],
+            "due_at": now + timedelta(seconds=delay),
+            "created_at": now,
+        }
+        for delay in delays
+    ]
+    if not rows:
+        return
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = postgres_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(insert(ScheduledCheck).on_conflict_do_nothing(), rows)
 
 
 async def take_due_checks(sessions: async_sessionmaker[AsyncSession]) -> list[int]:

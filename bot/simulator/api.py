@@ -233,10 +233,7 @@ def _create_push_mirror(
         raise ApiError(400, {"error": "url is missing"})
     if "auth_method" in body and body["auth_method"] not in ("ssh_public_key", "password"):
         raise ApiError(400, {"error": "auth_method does not have a valid value"})
-    if "only_protected_branches" in body and "mirror_branch_regex" in body:
-        raise ApiError(
-            400, {"error": "only_protected_branches, mirror_branch_regex are mutually exclusive"}
-        )
+    _refuse_both_branch_options(body)
     url = str(body["url"] or "").strip()
     attributes = _push_attributes(body)
     _validate_push_mirror(world, url, attributes)
@@ -256,6 +253,7 @@ def _update_push_mirror(
 ) -> Response:
     project = _maintained_project(world, user, args)
     mirror = _push_mirror(project, args["mid"])
+    _refuse_both_branch_options(request.body)
     attributes = _push_attributes(request.body)  # `url` is not a PUT parameter: ignored
     if "auth_method" in attributes and attributes["auth_method"] not in (
         "ssh_public_key",
@@ -304,6 +302,15 @@ def _delete_push_mirror(
     return Response(204)
 
 
+def _refuse_both_branch_options(body: dict[str, Any]) -> None:
+    # Grape's `mutually_exclusive` on POST and PUT counts keys sent, whatever their values:
+    # an empty filter next to `only_protected_branches: false` is refused too.
+    if "only_protected_branches" in body and "mirror_branch_regex" in body:
+        raise ApiError(
+            400, {"error": "only_protected_branches, mirror_branch_regex are mutually exclusive"}
+        )
+
+
 def _push_attributes(body: dict[str, Any]) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
     for name in ("enabled", "keep_divergent_refs", "only_protected_branches"):
@@ -317,7 +324,9 @@ def _push_attributes(body: dict[str, Any]) -> dict[str, Any]:
     if "auth_method" in body:
         attributes["auth_method"] = body["auth_method"] or "password"
     if "mirror_branch_regex" in body:
-        attributes["mirror_branch_regex"] = body["mirror_branch_regex"] or None
+        # Stored as sent: `RemoteMirrors::Attributes` passes an empty filter through (it is
+        # not `present?`, so it does not turn "protected only" off), and empty means none.
+        attributes["mirror_branch_regex"] = body["mirror_branch_regex"]
     return attributes
 
 

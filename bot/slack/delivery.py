@@ -131,20 +131,26 @@ async def follow_sync(
     """Update the sync message as each mirror moves, until all settle (bounded in time)."""
     ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
     current: dict[int, PushMirror] = {m.id: m for m in reply.mirrors}
+    settled: set[int] = set()
 
-    async def follow(mirror_id: int) -> None:
-        async for mirror in follow_push_mirror(
+    async def follow(requested: PushMirror) -> None:
+        async for progress in follow_push_mirror(
             gitlab,
             ref,
-            mirror_id,
+            requested.id,
             interval=services.follow.interval,
             give_up_after=services.follow.timeout,
+            requested=requested,
         ):
-            current[mirror_id] = mirror
+            current[requested.id] = progress.mirror
+            if progress.settled:
+                settled.add(requested.id)
             await _update(finished=False)
 
     async def _update(finished: bool) -> None:
-        shown = replace(reply, mirrors=[current[m.id] for m in reply.mirrors])
+        shown = replace(
+            reply, mirrors=[current[m.id] for m in reply.mirrors], settled=frozenset(settled)
+        )
         message = replies.sync_progress(shown, finished=finished)
         try:
             await client.chat_update(channel=channel_id, ts=ts, **message.as_kwargs())
@@ -152,7 +158,7 @@ async def follow_sync(
             log.warning("could not update the sync message: %s", exc.response.get("error"))
 
     try:
-        await asyncio.gather(*(follow(mirror_id) for mirror_id in current))
+        await asyncio.gather(*(follow(mirror) for mirror in reply.mirrors))
     except GitLabError as exc:
         log.info("stopped following a sync: %s", exc.user_message)
     await _update(finished=True)

@@ -111,18 +111,17 @@ def read_push_mirror_form(
     """The create/update attributes, and errors per block for the modal to show."""
     options = selected_options(view)
     auth = (_value(view, Fields.AUTH_METHOD).get("selected_option") or {}).get("value")
-    regex = text_value(view, Fields.BRANCH_REGEX) or None
+    regex = text_value(view, Fields.BRANCH_REGEX)
     protected = modals.OPTION_PROTECTED in options
+    # The branch choice as the form shows it (an emptied filter means none); the domain
+    # turns it into what GitLab takes (`branch_options`).
     attributes: dict[str, Any] = {
         "enabled": modals.OPTION_ENABLED in options,
         "keep_divergent_refs": modals.OPTION_KEEP_DIVERGENT in options,
         "auth_method": auth or "password",
+        "only_protected_branches": protected,
+        "mirror_branch_regex": regex,
     }
-    # GitLab refuses both at once (400): send the one that is set.
-    if regex:
-        attributes["mirror_branch_regex"] = regex
-    else:
-        attributes["only_protected_branches"] = protected
     errors: dict[str, str] = {}
     if adding:
         url = text_value(view, Fields.URL)
@@ -151,9 +150,11 @@ def read_pull_config_form(view: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     for field in (Fields.AUTH_USER, Fields.AUTH_PASSWORD):
         if value := text_value(view, field):
             attributes[field.value] = value
+    # Always sent: the form shows the current filter, so an emptied one means none (GitLab
+    # takes "" as no filter; on pull mirrors it may be sent beside the other options).
     regex = text_value(view, Fields.BRANCH_REGEX)
+    attributes["mirror_branch_regex"] = regex
     if regex:
-        attributes["mirror_branch_regex"] = regex
         attributes["only_mirror_protected_branches"] = False
         if problem := branch_regex_problem(regex, False):
             errors[Fields.BRANCH_REGEX.value] = problem

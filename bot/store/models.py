@@ -11,6 +11,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -198,13 +199,18 @@ class AlertMessage(Base):
     reminders: Mapped[int] = mapped_column(Integer, default=0)
     posted_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_reminded_at: Mapped[datetime | None]
-    resolved_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)  # the pruner's cutoff
 
 
 class WebhookEvent(Base):
-    """GitLab hook deliveries, stored before the 200 and processed once."""
+    """GitLab hook deliveries, stored before the 200 and processed once. Only what the bot
+    uses is kept (kind and project), not the payload: pushes carry commit messages and
+    authors' e-mail addresses."""
 
     __tablename__ = "webhook_inbox"
+    # The inbox pass and /metrics want `processed_at IS NULL` in id order, the pruner
+    # `processed_at < cutoff`: one index serves both.
+    __table_args__ = (Index("ix_webhook_inbox_processed_at", "processed_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     delivery_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -212,7 +218,6 @@ class WebhookEvent(Base):
     event_uuid: Mapped[str | None] = mapped_column(String(64), unique=True)
     event_kind: Mapped[str] = mapped_column(String(64))
     project_id: Mapped[int | None] = mapped_column(BigInteger)
-    payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     process_after: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     processed_at: Mapped[datetime | None]
@@ -236,14 +241,17 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[datetime | None]  # a sender owns the row until then
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the pruner's
     sent_at: Mapped[datetime | None]
 
 
 class ScheduledCheck(Base):
-    """A check of one project's mirrors due at `due_at` (after a push, for instance)."""
+    """A check of one project's mirrors due at `due_at` (after a push, for instance).
+    At most one is pending per project and reason: the reason names the delay, so a
+    burst of pushes to one project schedules one check per delay, not one per push."""
 
     __tablename__ = "scheduled_checks"
+    __table_args__ = (UniqueConstraint("project_id", "reason"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(BigInteger)

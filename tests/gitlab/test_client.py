@@ -226,6 +226,29 @@ async def test_validation_errors_carry_gitlabs_message(alice_gitlab):
     assert "mutually exclusive" in error.value.user_message
 
 
+async def test_an_update_clears_a_branch_filter_only_with_an_empty_filter_alone(
+    alice_gitlab, sample
+):
+    """GitLab's code: both branch keys in one PUT are refused whatever their values, and
+    `only_protected_branches: false` alone leaves a filter in place."""
+    mirror = sample.https_mirror
+    mirror.mirror_branch_regex = "^release/"
+    with pytest.raises(errors.ValidationFailed, match="mutually exclusive"):
+        await alice_gitlab.update_push_mirror(
+            APP,
+            mirror.id,
+            PushMirrorUpdate(only_protected_branches=False, mirror_branch_regex=""),
+        )
+    kept = await alice_gitlab.update_push_mirror(
+        APP, mirror.id, PushMirrorUpdate(only_protected_branches=False)
+    )
+    assert kept.mirror_branch_regex == "^release/"
+    cleared = await alice_gitlab.update_push_mirror(
+        APP, mirror.id, PushMirrorUpdate(mirror_branch_regex="")
+    )
+    assert not cleared.mirror_branch_regex and cleared.only_protected_branches is False
+
+
 async def test_paused_pull_mirroring_is_explained(alice_gitlab, sample):
     pull = sample.world.set_pull_mirror(sample.app, "https://upstream.example.org/app.git")
     pull.retry_count = 15

@@ -34,8 +34,7 @@ def bot_settings(
         database_url=database_url,
         mirrorbot_secret_key=key,
         mirrorbot_admins="UADMIN",
-        gitlab_service_token=ALICE_TOKEN,
-        **extra,
+        **{"gitlab_service_token": ALICE_TOKEN, **extra},
     )
 
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from bot.commands.actions import MirrorActions, MirrorRef
 from bot.slack.blocks.mirrors import mirror_row
 from bot.slack.ids import Fields, FormContext, Views
@@ -171,6 +173,68 @@ def test_edit_opens_loading_then_the_prefilled_form(linked: Harness):
     assert mirror.mirror_branch_regex == "^release/" and mirror.enabled is True
 
 
+@pytest.mark.parametrize(
+    ("before", "typed", "after"),
+    [
+        # (regex, protected only) on GitLab before; what the form was given; on GitLab after
+        (("^release/", False), (None, False), ("", False)),  # an emptied filter is removed
+        (("^release/", False), (None, True), (None, True)),  # protected only replaces it
+        ((None, True), (None, False), (None, False)),  # protected only turned off
+        ((None, True), ("^main$", False), ("^main$", False)),  # a filter replaces it
+    ],
+)
+def test_edit_sets_exactly_the_branch_choice_in_the_form(linked: Harness, before, typed, after):
+    mirror = linked.sample.https_mirror
+    mirror.mirror_branch_regex, mirror.only_protected_branches = before
+    linked.command(f"edit group/app {mirror.id}")
+    view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
+    if before[0]:
+        assert f'"initial_value": "{before[0]}"' in json.dumps(view)
+    regex, protected = typed
+    options = ("enabled", "only_protected_branches") if protected else ("enabled",)
+    response = linked.agent.submit(view, form_values(regex=regex, options=options))
+    assert response.status_code == 200 and response.text == ""  # GitLab refused nothing
+    linked.wait_post("<@UALICE> updated push mirror")
+    assert (mirror.mirror_branch_regex or None, mirror.only_protected_branches) == (
+        after[0] or None,
+        after[1],
+    )
+    assert linked.gitlab.requests.matching("PUT", "/remote_mirrors")[-1].status == 200
+
+
+def test_an_emptied_branch_filter_makes_the_mirror_push_every_branch(linked: Harness):
+    mirror = linked.sample.https_mirror
+    mirror.mirror_branch_regex = "^release/"
+    linked.command(f"edit group/app {mirror.id}")
+    view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
+    linked.agent.submit(view, form_values(regex=None))
+    linked.wait_post("<@UALICE> updated push mirror")
+    sent = linked.gitlab.requests.matching("PUT", "/remote_mirrors")[-1].body
+    assert sent["mirror_branch_regex"] == "" and "only_protected_branches" not in sent
+    assert not mirror.mirror_branch_regex
+    linked.command(f"show group/app {mirror.id}")
+    assert "all branches" in json.dumps(linked.wait_response("Divergent refs"))
+
+
+def test_an_edit_refused_by_validation_keeps_the_form_open_and_changes_nothing(
+    linked: Harness,
+):
+    """`response_action: errors` leaves the modal open with everything the person typed;
+    after fixing the one field, the same form goes through."""
+    mirror = linked.sample.https_mirror
+    mirror.mirror_branch_regex = "^release/"
+    linked.command(f"edit group/app {mirror.id}")
+    view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
+    refused = linked.agent.submit(view, form_values(regex="(unclosed", options=()))
+    assert refused.json()["response_action"] == "errors"
+    assert set(refused.json()["errors"]) == {Fields.BRANCH_REGEX.value}
+    assert linked.gitlab.requests.matching("PUT", "/remote_mirrors") == []
+    fixed = linked.agent.submit(view, form_values(regex="^main$", options=()))
+    assert fixed.text == ""
+    linked.wait_post("<@UALICE> updated push mirror")
+    assert mirror.mirror_branch_regex == "^main$" and mirror.enabled is False
+
+
 def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harness):
     linked.command("pull config group/app", channel="COPS")
     view = opened_view(linked, Views.PULL_CONFIG, method="views.update")
@@ -207,6 +271,42 @@ def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harnes
 
     for path in Path(db).parent.iterdir():
         assert b"hunter2" not in path.read_bytes()
+
+
+def approve_the_card(h: Harness, contains: str, *, channel: str = "C1") -> None:
+    from bot.commands.actions import ApprovalActions, ApprovalRef
+
+    card = h.wait_post(contains)
+    request_id = next(
+        ApprovalRef.model_validate_json(e["value"]).request_id
+        for b in card["blocks"]
+        for e in b.get("elements", [])
+        if e.get("action_id") == ApprovalActions.APPROVE
+    )
+    h.click(
+        ApprovalActions.APPROVE,
+        ApprovalRef(request_id=request_id).dump(),
+        user="UBOB",
+        channel=channel,
+    )
+    h.wait_post("executed by <@UBOB>", method="chat.update")
+
+
+def test_an_emptied_pull_mirror_branch_filter_is_removed(linked: Harness):
+    pull = linked.sample.world.set_pull_mirror(
+        linked.sample.app, "https://up.example.org/a.git", enabled=True
+    )
+    pull.mirror_branch_regex = "^main$"
+    linked.command("pull config group/app")
+    view = opened_view(linked, Views.PULL_CONFIG, method="views.update")
+    assert '"initial_value": "^main$"' in json.dumps(view)
+    values = {
+        str(Fields.OPTIONS): {str(Fields.OPTIONS): {"selected_options": [{"value": "enabled"}]}},
+        str(Fields.BRANCH_REGEX): {str(Fields.BRANCH_REGEX): {"value": None}},
+    }
+    linked.agent.submit(view, values)
+    approve_the_card(linked, "asks to *configure the pull mirror*")
+    assert not linked.sample.app.pull_mirror.mirror_branch_regex
 
 
 def test_login_validates_the_token_and_links(harness: Harness):

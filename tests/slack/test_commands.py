@@ -1,6 +1,7 @@
 """/mirror commands end to end: signed requests in, GitLab simulator and Slack stand-in out."""
 
 import json
+from dataclasses import replace
 
 from bot.commands.actions import MirrorActions
 from tests.slack.conftest import Harness
@@ -62,26 +63,62 @@ def test_key_of_an_ssh_mirror_and_of_a_password_mirror(linked: Harness):
     linked.wait_response("has no SSH public key")
 
 
-def test_sync_is_posted_and_followed_until_finished(linked: Harness):
+def sync_messages(h: Harness) -> list[str]:
+    return [
+        json.dumps(c.body, ensure_ascii=False)
+        for c in h.posts() + h.posts("chat.update")
+        if "sync" in c.body.get("text", "")
+    ]
+
+
+def test_sync_is_posted_as_requested_and_says_synced_once_gitlab_finished(linked: Harness):
     mirror = linked.sample.https_mirror
     linked.command(f"sync group/app {mirror.id}", channel="COPS")
-    post = linked.wait_post("<@UALICE> synced 1 push mirror")
+    post = linked.wait_post("<@UALICE> requested a sync of 1 push mirror")
     assert post["channel"] == "COPS"
-    update = linked.wait_post(":large_green_circle: finished", method="chat.update")
+    assert "synced" not in json.dumps(post)
+    update = linked.wait_post("<@UALICE> synced 1 push mirror", method="chat.update")
     assert update["channel"] == "COPS"
+    assert ":large_green_circle: finished" in json.dumps(update, ensure_ascii=False)
     assert linked.gitlab.requests.matching("POST", "/sync")[0].username == "alice"
 
 
-def test_sync_of_a_failing_mirror_ends_failed_in_the_reply(linked: Harness):
+def test_a_sync_gitlab_reports_failed_is_announced_failed_with_its_likely_cause(
+    linked: Harness,
+):
     mirror = linked.sample.https_mirror
     linked.sample.world.set_outcome(mirror, "fatal: Authentication failed for 'https://x'")
     linked.command(f"sync group/app {mirror.id}")
-    linked.wait_post(":red_circle: failed", method="chat.update")
+    update = linked.wait_post("requested failed", method="chat.update")
+    shown = json.dumps(update, ensure_ascii=False)
+    assert f"The sync <@UALICE> requested failed: mirror {mirror.id} of *group/app*" in shown
+    assert ":red_circle: failed" in shown
+    assert "fatal: Authentication failed for" in shown
+    assert "Likely cause: Authentication failed." in shown
+    assert "renew the token or password" in shown  # the fix
+    assert not any("synced" in message for message in sync_messages(linked))
+
+
+def test_a_delayed_sync_of_a_failed_mirror_is_not_reported_before_gitlab_runs_it(
+    linked: Harness,
+):
+    """GitLab delays a sync of a mirror that ran recently, and until then shows the previous
+    update's `failed`: the reply must say "requested", not report that old failure."""
+    world, mirror = linked.sample.world, linked.sample.https_mirror
+    world.fail_now(mirror, "fatal: Authentication failed for 'https://x'")
+    world.set_outcome(mirror, None)  # the credentials were fixed: the next update succeeds
+    world.timing = replace(world.timing, sync_backoff_seconds=0.5)
+    linked.command(f"sync group/app {mirror.id}")
+    post = linked.wait_post("requested a sync")
+    assert "sync requested" in json.dumps(post) and "failed" not in json.dumps(post)
+    linked.wait_post("<@UALICE> synced 1 push mirror", method="chat.update")
+    assert not any("requested failed" in message for message in sync_messages(linked))
 
 
 def test_sync_all_mirrors_of_a_project(linked: Harness):
     linked.command("sync group/app")
-    linked.wait_post("synced 2 push mirrors")
+    linked.wait_post("requested a sync of 2 push mirrors")
+    linked.wait_post("synced 2 push mirrors", method="chat.update")
     assert len(linked.gitlab.requests.matching("POST", "/sync")) == 2
 
 
@@ -194,6 +231,20 @@ def test_status_answers_from_observations_and_refreshes(linked: Harness):
     body = linked.wait_response("just refreshed")
     text = json.dumps(body)
     assert "1 failing" in text and "Authentication failed" in text
+
+
+def test_show_and_status_name_the_likely_cause_of_a_failing_mirror(linked: Harness):
+    mirror = linked.sample.https_mirror
+    linked.sample.world.fail_now(mirror, "remote: Repository not found.\nfatal: 404")
+    linked.command("watch group/app", channel="C9")
+    linked.wait_response("now gets alerts")
+    linked.command("status --refresh", channel="C9")
+    status = json.dumps(linked.wait_response("just refreshed"))
+    assert "likely cause: Target repository not found or not accessible" in status
+    linked.command(f"show group/app {mirror.id}", channel="C9")
+    details = json.dumps(linked.wait_response("Divergent refs"))
+    assert "Likely cause: Target repository not found or not accessible." in details
+    assert "Check that the target repository exists" in details  # the fix
 
 
 def test_approvals_lists_pending_requests(linked: Harness):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.commands.actions import MirrorActions, MirrorRef
+from bot.domain.causes import UNKNOWN, classify
 from bot.domain.mirrors import ProjectMirrors
 from bot.domain.subscriptions import PULL_KEY, MirrorObservation
 from bot.gitlab.models import Project, PullMirror, PushMirror
@@ -64,6 +65,31 @@ def push_mirror_summary(mirror: PushMirror) -> str:
     ]
     if mirror.last_error and mirror.update_status != "finished":
         lines.append(f"> {escape(shorten(mirror.last_error, MAX_ERROR_CHARS))}")
+    return "\n".join(lines)
+
+
+def likely_cause(last_error: str | None, *, with_fix: bool = True) -> str | None:
+    """ "*Likely cause: …* fix" for an error the cause table recognises, else None."""
+    cause = classify(last_error)
+    if cause is UNKNOWN:
+        return None
+    return f"*Likely cause: {cause.title}.* {cause.fix}" if with_fix else cause.title
+
+
+def sync_result_summary(mirror: PushMirror, settled: bool) -> str:
+    """A mirror in a sync reply: its status only once GitLab has run this sync to its end
+    (until then GitLab may still show the previous update's result)."""
+    if settled or mirror.is_in_progress:
+        status = status_label(mirror.update_status, mirror.enabled)
+    else:
+        status = ":hourglass: sync requested"
+    lines = [f"*{mirror.id}* · {status} · `{escape(mirror.url or 'URL hidden by GitLab')}`"]
+    if settled and mirror.is_failed:
+        lines.append(f"> {escape(shorten(mirror.last_error or 'no error given', MAX_ERROR_CHARS))}")
+        if cause := likely_cause(mirror.last_error):
+            lines.append(cause)
+    elif settled:
+        lines.append(f"synced {slack_ago(mirror.last_successful_update_at)}")
     return "\n".join(lines)
 
 
@@ -168,6 +194,8 @@ def mirror_details(project: Project, mirror: PushMirror) -> SlackMessage:
     ]
     if mirror.last_error:
         blocks.append(section(f"*Last error*\n```{escape(shorten(mirror.last_error, 2500))}```"))
+        if mirror.is_failed and (cause := likely_cause(mirror.last_error)):
+            blocks.append(section(cause))
     blocks.append(actions(f"mirror-{mirror.id}", *mirror_buttons(project.id, mirror)))
     return SlackMessage(
         f"Push mirror {mirror.id} of {project.path_with_namespace}: {mirror.update_status}", blocks
@@ -232,4 +260,6 @@ def observation_line(o: MirrorObservation, *, detailed: bool = False) -> str:
     if o.is_failing and o.last_error:
         error = escape(shorten(o.last_error, 200 if detailed else 120))
         text += f"\n> {error}" if detailed else f" · {error}"
+        if cause := likely_cause(o.last_error, with_fix=detailed):
+            text += f"\n{cause}" if detailed else f" · likely cause: {cause}"
     return text

@@ -127,30 +127,50 @@ def change_made(reply: ChangeMade) -> SlackMessage:
 
 
 def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
-    """The sync reply; re-rendered as each mirror moves until every one settles."""
+    """The sync reply; re-rendered as each mirror moves. It says "synced" only for what
+    GitLab reported finished, and shows a failure with its error and likely cause."""
     path = escape(reply.project.path_with_namespace)
-    blocks: list[dict[str, Any]] = [
-        section(
-            f":arrows_counterclockwise: <@{reply.actor_id}> synced {len(reply.mirrors)} push "
-            f"mirror{'s' if len(reply.mirrors) != 1 else ''} of *{path}*"
+    count = len(reply.mirrors)
+    mirrors = f"{count} push mirror{'s' if count != 1 else ''} of *{path}*"
+    if reply.failed:
+        failed = ", ".join(str(m.id) for m in reply.failed)
+        headline = (
+            f":red_circle: The sync <@{reply.actor_id}> requested failed: "
+            f"mirror{'s' if len(reply.failed) != 1 else ''} {failed} of *{path}*"
         )
-    ]
+    elif reply.mirrors and reply.all_settled:
+        headline = f":white_check_mark: <@{reply.actor_id}> synced {mirrors}"
+    else:
+        headline = f":arrows_counterclockwise: <@{reply.actor_id}> requested a sync of {mirrors}"
+    blocks: list[dict[str, Any]] = [section(headline)]
     for mirror in reply.mirrors[: MAX_BLOCKS - 4]:
-        blocks.append(section(mirror_blocks.push_mirror_summary(mirror)))
+        blocks.append(
+            section(mirror_blocks.sync_result_summary(mirror, mirror.id in reply.settled))
+        )
     if reply.skipped:
         blocks.append(context(*(escape(line) for line in reply.skipped[:10])))
-    if not finished:
+    if not reply.all_settled:
         blocks.append(
             context(
-                "Following the sync… GitLab may delay it by up to 5 minutes if "
-                "the mirror ran recently."
+                "Following the sync… GitLab may delay it by up to 5 minutes if the mirror "
+                "ran recently."
+                if not finished
+                else "GitLab has not reported the result yet: see "
+                f"`/mirror show {path} {_first_unsettled(reply)}` later."
             )
         )
+    outcome = {
+        m.id: ("requested" if m.id not in reply.settled else m.update_status) for m in reply.mirrors
+    }
     return SlackMessage(
         f"sync of {reply.project.path_with_namespace}: "
-        + ", ".join(f"{m.id} {m.update_status}" for m in reply.mirrors),
+        + ", ".join(f"{mirror_id} {status}" for mirror_id, status in outcome.items()),
         blocks,
     )
+
+
+def _first_unsettled(reply: SyncStarted) -> int:
+    return next(m.id for m in reply.mirrors if m.id not in reply.settled)
 
 
 def sync_started(reply: SyncStarted) -> SlackMessage:
