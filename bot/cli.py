@@ -201,6 +201,13 @@ def users_unlink(slack_user_id: str, team_id: str | None) -> None:
 # --- check ---------------------------------------------------------------------------------
 
 
+# What `check` adds to a missing setting that `serve` does not stop for.
+_CONSEQUENCES = {
+    "GITLAB_WEBHOOK_SECRET": " (until it is set, /gitlab/webhook answers 401 to every request)",
+    "GITLAB_SERVICE_TOKEN": " (until it is set, the monitor does not poll and no alert is posted)",
+}
+
+
 @main.command("check")
 def check() -> None:
     """Validate the configuration and reach GitLab and Slack; say exactly what is wrong."""
@@ -216,7 +223,7 @@ def check() -> None:
         try:
             settings.require(name)
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems.append(str(exc) + _CONSEQUENCES.get(name, ""))
 
     async def reach() -> None:
         if settings.gitlab_service_token:

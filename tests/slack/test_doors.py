@@ -114,3 +114,21 @@ def test_an_empty_webhook_token_is_refused(guarded: Harness):
         headers={"X-Gitlab-Token": "", "X-Gitlab-Event": "Push Hook"},
     )
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("token", ["", None, "anything"], ids=["empty", "missing", "some"])
+def test_with_an_empty_webhook_secret_no_webhook_gets_in(
+    sample, gitlab_sim, slack, sqlite_url, token
+):
+    h = start_harness(
+        sample, gitlab_sim, slack, sqlite_url, generate_key(), gitlab_webhook_secret=""
+    )
+    try:
+        headers = {"X-Gitlab-Event": "Push Hook"}
+        if token is not None:
+            headers["X-Gitlab-Token"] = token
+        body = b'{"object_kind": "push", "project": {"id": 1}}'
+        response = httpx.post(f"{h.server.url}/gitlab/webhook", content=body, headers=headers)
+        assert response.status_code == 401
+    finally:
+        h.server.stop()
