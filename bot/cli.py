@@ -190,7 +190,7 @@ def users_unlink(slack_user_id: str, team_id: str | None) -> None:
         team = team_id or await resolve_team_id(settings)
         upgrade_database(settings.database_url)
         async with runtime(settings) as rt:
-            removed = await rt.accounts.unlink(SlackUser(team, slack_user_id))
+            removed = await rt.accounts.unlink(SlackUser(team, slack_user_id), by="cli")
         if not removed:
             fail(f"{slack_user_id} is not linked in team {team}")
         click.echo(f"unlinked {team}/{slack_user_id}")

@@ -1,5 +1,6 @@
 """`mirrorbot` as a person runs it: a real process, settings from the environment."""
 
+import json
 import os
 import subprocess
 import sys
@@ -342,3 +343,43 @@ def test_served_with_an_empty_webhook_secret_the_webhook_lets_nobody_in(env, tmp
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+# --- the audit log of what the CLI and the console do ------------------------------------
+
+
+def audit_lines(env: dict[str, str]) -> list[dict]:
+    import json as json_module
+
+    result = mirrorbot(env, "audit")
+    assert result.returncode == 0, result.stderr
+    return [json_module.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_cli_link_and_unlink_are_audited(env):
+    assert (
+        mirrorbot(env, "users", "link", "U123", "--team", TEAM_ID, stdin=ALICE_TOKEN).returncode
+        == 0
+    )
+    assert mirrorbot(env, "users", "unlink", "U123", "--team", TEAM_ID).returncode == 0
+    lines = audit_lines(env)
+    assert [(line["operation"], line["actor"], line["subject"]) for line in lines] == [
+        ("link", "cli", "U123"),
+        ("unlink", "cli", "U123"),
+    ]
+    assert ALICE_TOKEN not in json.dumps(lines)
+
+
+def test_the_console_acting_as_someone_leaves_a_trace(env):
+    import getpass
+
+    assert (
+        mirrorbot(env, "users", "link", "UALICE", "--team", TEAM_ID, stdin=ALICE_TOKEN).returncode
+        == 0
+    )
+    session = mirrorbot(env, "console", "--as", "UALICE", stdin="as UBOB\nwhoami\nquit\n")
+    assert session.returncode == 0, session.stderr
+    acted = [line for line in audit_lines(env) if line["operation"] == "act-as"]
+    assert [line["subject"] for line in acted] == ["UALICE", "UBOB"]
+    assert {line["actor"] for line in acted} == {f"console:{getpass.getuser()}"}
+    assert {line["channel"] for line in acted} == {"CCONSOLE"}

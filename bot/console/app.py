@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import os
 
 from rich.console import Console
 
@@ -35,7 +37,8 @@ async def run_console(
         actor = await (
             _demo_actor(services, demo, as_user) if demo else _actor(services, settings, as_user)
         )
-        session = ConsoleSession(services, actor, out)
+        session = ConsoleSession(services, actor, out, operator=_operator())
+        await session.act_as(actor.user_id)
         if command is not None:
             return 0 if await session.handle(command) else 1
         out.print(INTRO, style="dim")
@@ -62,6 +65,13 @@ async def run_console(
             with contextlib.suppress(asyncio.CancelledError):
                 await alerts
         await services.close()
+
+
+def _operator() -> str:
+    try:
+        return f"console:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"console:uid {os.getuid()}"
 
 
 async def _demo_actor(services: Services, demo: Demo, as_user: str | None) -> Actor:

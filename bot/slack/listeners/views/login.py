@@ -36,14 +36,21 @@ async def handle_login_submission(
         view=modals.loading(TITLE, meta, "Checking your token with GitLab…"),
     )
     who = SlackUser(body["user"]["team_id"], body["user"]["id"])
-    later(context, link_and_tell(who, token, view["id"], client, services))
+    later(context, link_and_tell(who, token, meta.channel_id, view["id"], client, services))
 
 
 async def link_and_tell(
-    who: SlackUser, token: str, view_id: str, client: AsyncWebClient, services: Services
+    who: SlackUser,
+    token: str,
+    channel_id: str,
+    view_id: str,
+    client: AsyncWebClient,
+    services: Services,
 ) -> None:
     try:
-        link = await services.accounts.link(who, token, linked_by=who.user_id)
+        link = await services.accounts.link(
+            who, token, linked_by=who.user_id, channel_id=channel_id
+        )
     except Exception as exc:
         text = f":warning: {problem_of(exc).message}"
     else:
