@@ -33,8 +33,10 @@ from bot.slack.blocks.text import (
     SlackMessage,
     actions,
     button,
+    code,
     context,
     escape,
+    prose,
     section,
     slack_ago,
     slack_date,
@@ -63,7 +65,7 @@ def render(reply: Reply) -> SlackMessage:
 
 
 def problem(reply: Problem) -> SlackMessage:
-    text = f":warning: {escape(reply.message)}"
+    text = f":warning: {prose(reply.message)}"
     if reply.usage:
         text += f"\nUsage: `{reply.usage}`"
     return SlackMessage(reply.message, [section(text)])
@@ -113,14 +115,14 @@ def change_made(reply: ChangeMade) -> SlackMessage:
     by = f"<@{reply.actor_id}>"
     approved = f", approved by <@{reply.approver_id}>" if reply.approver_id else ""
     text = (
-        f":white_check_mark: {by} {escape(reply.outcome.summary)} in "
+        f":white_check_mark: {by} {prose(reply.outcome.summary)} in "
         f"*{escape(request.project_path)}*{approved}"
     )
     blocks: list[dict[str, Any]] = [section(text)]
     mirror = reply.outcome.push_mirror
     if mirror is not None:
         blocks.extend(mirror_blocks.mirror_row(request.project_id, mirror))
-    return SlackMessage(f"{reply.outcome.summary} in {request.project_path}", blocks)
+    return SlackMessage(f"{prose(reply.outcome.summary)} in {request.project_path}", blocks)
 
 
 def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
@@ -135,7 +137,7 @@ def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
     for mirror in reply.mirrors[: MAX_BLOCKS - 4]:
         blocks.append(section(mirror_blocks.push_mirror_summary(mirror)))
     if reply.skipped:
-        blocks.append(context(*(escape(line) for line in reply.skipped[:10])))
+        blocks.append(context(*(prose(line) for line in reply.skipped[:10])))
     if not finished:
         blocks.append(
             context(
@@ -156,7 +158,7 @@ def sync_started(reply: SyncStarted) -> SlackMessage:
 
 def approval_card(approval: Approval) -> SlackMessage:
     target = (
-        f"push mirror {approval.mirror_id} (`{escape(approval.mirror_url or '?')}`)"
+        f"push mirror {approval.mirror_id} ({code(approval.mirror_url or '?')})"
         if approval.mirror_id is not None
         else ""
     )
@@ -183,7 +185,7 @@ def approval_card(approval: Approval) -> SlackMessage:
 
 def approval_outcome(approval: Approval) -> str:
     who = f" by <@{approval.approver_id}>" if approval.approver_id else ""
-    result = f": {escape(approval.result)}" if approval.result else ""
+    result = f": {prose(approval.result)}" if approval.result else ""
     icon = {
         Status.EXECUTED: ":white_check_mark:",
         Status.FAILED: ":x:",
