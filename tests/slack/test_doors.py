@@ -10,8 +10,8 @@ import pytest
 from bot.doors import SLACK_MAX_BODY_BYTES
 from bot.store.crypto import generate_key
 from tests.slack.conftest import Harness, start_harness
+from tests.slack.test_socket_mode import REPLIES, forged_requests
 
-REPLIES = ("response_url", "chat.postMessage", "chat.postEphemeral", "chat.update", "views.open")
 # Each door, an unauthenticated request to it, and what that request must get.
 UNAUTHENTICATED = {
     "/slack/events": ("POST", 401),  # no X-Slack-Signature
@@ -58,14 +58,13 @@ def test_a_path_that_is_no_door_is_404(harness: Harness):
     ids=["missing", "wrong", "replayed-old-timestamp"],
 )
 def test_a_bad_slack_signature_is_refused_and_nothing_reaches_gitlab(linked: Harness, signing):
-    mirror = linked.sample.https_mirror.id
     linked.gitlab.requests.clear()
-    forged = linked.agent.command(f"sync group/app {mirror}", **signing)
-    assert forged.status_code == 401
+    refused = forged_requests(linked, **signing)  # a command, a click, a form
+    assert [r.status_code for r in refused] == [401] * len(refused)
     # Evidence that the pipeline runs: a properly signed command is answered...
     linked.command("list group/app")
     linked.wait_response("2 push mirrors")
-    # ...and the forged sync never reached GitLab nor got a reply.
+    # ...and nothing forged reached GitLab or got a reply.
     assert [r for r in linked.gitlab.requests.entries if r.method != "GET"] == []
     assert len([c for c in linked.slack.calls if c.method in REPLIES]) == 1
 
