@@ -6,10 +6,21 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bot.commands.actions import AlertActions, MirrorRef
 from bot.slack.ids import Fields, Views
+from bot.store.crypto import generate_key
 from tests.conftest import BOB_TOKEN
-from tests.slack.conftest import Harness
+from tests.slack.conftest import Harness, start_harness
+
+
+@pytest.fixture
+def harness(sample, gitlab_sim, slack, database_url):
+    """The audit log is written in the change's own transaction: SQLite and PostgreSQL."""
+    h = start_harness(sample, gitlab_sim, slack, database_url, generate_key())
+    yield h
+    h.server.stop()
 
 
 def audit_lines(h: Harness) -> list[dict]:
