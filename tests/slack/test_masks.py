@@ -177,3 +177,4 @@ def test_free_text_gets_its_urls_and_masks_in_code_spans_and_nothing_else():
         "push to &lt;`https://*****@h.example/x`&gt; failed: token `*****` &amp; more"
     )
     assert code("https://h.example/`x`") == "`https://h.example/'x'`"  # a code span cannot be left
+    assert prose("run `/mirror login` for https://h/x") == "run `/mirror login` for `https://h/x`"

@@ -38,8 +38,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# A URL, or a run of stars (a masked secret: `scrub_text` leaves `*****` in free text).
-_URL_OR_MASK = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s`'\"<>()\[\]]+|\*{2,}")
+# A code span the text already has (kept as it is), a URL, or a run of stars (a masked
+# secret: `scrub_text` leaves `*****` in free text).
+_CODE_URL_OR_MASK = re.compile(
+    r"`(?P<code>[^`\n]*)`|[A-Za-z][A-Za-z0-9+.\-]*://[^\s`'\"<>()\[\]]+|\*{2,}"
+)
 
 
 def code(text: str) -> str:
@@ -52,8 +55,12 @@ def prose(text: str) -> str:
     """Free text from GitLab or a result (an error, a summary) for mrkdwn: escaped, with
     every URL and every mask in it a code span."""
     pieces, end = [], 0
-    for match in _URL_OR_MASK.finditer(text):
-        pieces += [escape(text[end : match.start()]), code(match.group())]
+    for match in _CODE_URL_OR_MASK.finditer(text):
+        inner = match.group("code")
+        pieces += [
+            escape(text[end : match.start()]),
+            code(match.group() if inner is None else inner),
+        ]
         end = match.end()
     return "".join([*pieces, escape(text[end:])])
 
