@@ -362,10 +362,13 @@ def test_cli_link_and_unlink_are_audited(env):
         == 0
     )
     assert mirrorbot(env, "users", "unlink", "U123", "--team", TEAM_ID).returncode == 0
+    import getpass
+
     lines = audit_lines(env)
+    operator = f"cli:{getpass.getuser()}"
     assert [(line["operation"], line["actor"], line["subject"]) for line in lines] == [
-        ("link", "cli", "U123"),
-        ("unlink", "cli", "U123"),
+        ("link", operator, "U123"),
+        ("unlink", operator, "U123"),
     ]
     assert ALICE_TOKEN not in json.dumps(lines)
 

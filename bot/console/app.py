@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
-import os
 
 from rich.console import Console
 
@@ -13,6 +11,7 @@ from bot.commands.run import Actor
 from bot.config import Settings
 from bot.console.demo import ADA, DEMO_CHANNEL, DEMO_TEAM, Demo
 from bot.console.session import QUIT, ConsoleSession, print_alerts_forever
+from bot.domain import audit
 from bot.domain.accounts import SlackUser
 from bot.domain.errors import DomainError
 from bot.gitlab.refs import ProjectRef
@@ -37,7 +36,7 @@ async def run_console(
         actor = await (
             _demo_actor(services, demo, as_user) if demo else _actor(services, settings, as_user)
         )
-        session = ConsoleSession(services, actor, out, operator=_operator())
+        session = ConsoleSession(services, actor, out, operator=audit.local_operator("console"))
         await session.act_as(actor.user_id)
         if command is not None:
             return 0 if await session.handle(command) else 1
@@ -65,13 +64,6 @@ async def run_console(
             with contextlib.suppress(asyncio.CancelledError):
                 await alerts
         await services.close()
-
-
-def _operator() -> str:
-    try:
-        return f"console:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for this uid (a bare container)
-        return f"console:uid {os.getuid()}"
 
 
 async def _demo_actor(services: Services, demo: Demo, as_user: str | None) -> Actor:

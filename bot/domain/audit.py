@@ -4,7 +4,9 @@ and the console acting as someone (who, what, channel, project, whom it concerns
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 from datetime import datetime
 from enum import StrEnum
 
@@ -36,6 +38,15 @@ class Action(StrEnum):
     MUTE = "mute"
     UNMUTE = "unmute"
     ACT_AS = "act-as"  # the console switched the Slack user it acts as
+
+
+def local_operator(via: str) -> str:
+    """Who acts from this machine (`cli:alice`, `console:alice`): the CLI and the console
+    answer to no Slack login, so the audit log names the local account."""
+    try:
+        return f"{via}:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"{via}:uid {os.getuid()}"
 
 
 def record(

@@ -121,6 +121,11 @@ def test_no_mask_reaches_slack_outside_a_code_span(scenario: Harness):
     h.command("status", channel="CALERTS")
     h.slack.memberships["UALICE"] = ["CALERTS"]  # the home tab shows her channels' mirrors
     open_home(h)
+    # The failure ends: a recovery reply and the alert updated to show it resolved.
+    h.sample.world.set_outcome(https, None)
+    h.sample.world.push(app)
+    send_webhook(h, push_event(h))
+    h.wait_post("Resolved: the mirror recovered", method="chat.update")
     h.click(AlertActions.MUTE, ref, channel="CALERTS")
     h.wait_post("muted alerts")
     h.click(
