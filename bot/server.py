@@ -105,7 +105,7 @@ def create_app(
             await services.close()
 
     doors = [
-        # GitLab's own limit on a webhook body is 25 MB; ours is the inbox's.
+        # A push of many commits is a big event: the inbox's own limit, not Slack's.
         Door(
             WEBHOOK_PATH,
             "POST",

@@ -380,8 +380,10 @@ def test_the_console_acting_as_someone_leaves_a_trace(env):
         mirrorbot(env, "users", "link", "UALICE", "--team", TEAM_ID, stdin=ALICE_TOKEN).returncode
         == 0
     )
-    session = mirrorbot(env, "console", "--as", "UALICE", stdin="as UBOB\nwhoami\nquit\n")
+    script = "as <@UEVE>\nas @UBOB\nwhoami\nquit\n"
+    session = mirrorbot(env, "console", "--as", "UALICE", stdin=script)
     assert session.returncode == 0, session.stderr
+    assert "is not a Slack user id" in session.stdout
     acted = [line for line in audit_lines(env) if line["operation"] == "act-as"]
     assert [line["subject"] for line in acted] == ["UALICE", "UBOB"]
     assert {line["actor"] for line in acted} == {f"console:{getpass.getuser()}"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -31,6 +32,7 @@ from bot.slack.blocks.alerts import render_outbox
 from bot.slack.blocks.replies import render, sync_progress
 
 QUIT = {"quit", "exit", ":q"}
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]+")
 Ask = Callable[[str], str]
 
 
@@ -82,7 +84,10 @@ class ConsoleSession:
         if line.isdigit():
             return await self.pick(int(line))
         if line.split()[0] == "as" and len(line.split()) == 2:
-            await self.act_as(line.split()[1])
+            user_id = line.split()[1].removeprefix("@")
+            if not SLACK_USER_ID.fullmatch(user_id):
+                return self.show(Problem(f"`{user_id[:40]}` is not a Slack user id (U…)"))
+            await self.act_as(user_id)
             self.show(Info(f"you are now acting as {self.actor.user_id}"))
             return True
         try:
