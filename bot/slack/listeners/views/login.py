@@ -10,6 +10,7 @@ from bot.domain.accounts import SlackUser
 from bot.services import Services
 from bot.slack.after_ack import later
 from bot.slack.blocks import modals
+from bot.slack.blocks.text import prose
 from bot.slack.forms import form_context, text_value
 from bot.slack.ids import Fields
 from bot.slack.listeners.guard import problem_of
@@ -52,7 +53,7 @@ async def link_and_tell(
             who, token, linked_by=who.user_id, channel_id=channel_id
         )
     except Exception as exc:
-        text = f":warning: {problem_of(exc).message}"
+        text = f":warning: {prose(problem_of(exc).message)}"
     else:
         scopes = ", ".join(link.scopes) or "unknown scopes"
         expiry = f"; it expires {link.expires_at}" if link.expires_at else ""
