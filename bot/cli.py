@@ -147,7 +147,9 @@ def users_link(slack_user_id: str, team_id: str | None) -> None:
         team = team_id or await resolve_team_id(settings)
         upgrade_database(settings.database_url)
         async with runtime(settings) as rt:
-            link = await rt.accounts.link(SlackUser(team, slack_user_id), token, linked_by="cli")
+            link = await rt.accounts.link(
+                SlackUser(team, slack_user_id), token, linked_by=audit.local_operator("cli")
+            )
         scopes = ", ".join(link.scopes) or "unknown scopes"
         expiry = f", expires {link.expires_at}" if link.expires_at else ""
         click.echo(
@@ -190,7 +192,9 @@ def users_unlink(slack_user_id: str, team_id: str | None) -> None:
         team = team_id or await resolve_team_id(settings)
         upgrade_database(settings.database_url)
         async with runtime(settings) as rt:
-            removed = await rt.accounts.unlink(SlackUser(team, slack_user_id))
+            removed = await rt.accounts.unlink(
+                SlackUser(team, slack_user_id), by=audit.local_operator("cli")
+            )
         if not removed:
             fail(f"{slack_user_id} is not linked in team {team}")
         click.echo(f"unlinked {team}/{slack_user_id}")
@@ -199,6 +203,13 @@ def users_unlink(slack_user_id: str, team_id: str | None) -> None:
 
 
 # --- check ---------------------------------------------------------------------------------
+
+
+# What `check` adds to a missing setting that `serve` does not stop for.
+_CONSEQUENCES = {
+    "GITLAB_WEBHOOK_SECRET": " (until it is set, /gitlab/webhook answers 401 to every request)",
+    "GITLAB_SERVICE_TOKEN": " (until it is set, the monitor does not poll and no alert is posted)",
+}
 
 
 @main.command("check")
@@ -216,7 +227,7 @@ def check() -> None:
         try:
             settings.require(name)
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems.append(str(exc) + _CONSEQUENCES.get(name, ""))
 
     async def reach() -> None:
         if settings.gitlab_service_token:

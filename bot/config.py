@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Operation names that `MIRRORBOT_APPROVAL_REQUIRED` may list (SPEC section 5).
@@ -39,6 +39,8 @@ def _split_commas(value: object) -> object:
 
 
 CommaList = Annotated[list[str], NoDecode]
+# The one setting whose empty value says something: no operation needs approval (SPEC 5).
+_EMPTY_MEANS_NONE = frozenset({"mirrorbot_approval_required"})
 
 
 class Settings(BaseSettings):
@@ -70,6 +72,19 @@ class Settings(BaseSettings):
     mirrorbot_monitor_concurrency: int = Field(default=10, gt=0, le=200)
     mirrorbot_log_format: Literal["text", "json"] = "text"
     mirrorbot_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_missing(cls, values: object) -> object:
+        """An empty value is a missing one (SPEC 5): `GITLAB_WEBHOOK_SECRET=` from a
+        template with a hole in it must not become the secret "", which anyone knows."""
+        if not isinstance(values, dict):
+            return values
+        return {
+            name: value
+            for name, value in values.items()
+            if name in _EMPTY_MEANS_NONE or not (isinstance(value, str) and not value.strip())
+        }
 
     @field_validator("mirrorbot_admins", "mirrorbot_approval_required", mode="before")
     @classmethod

@@ -1,5 +1,8 @@
 """The ASGI server: Slack at /slack/events, GitLab at /gitlab/webhook, health and metrics.
-Migrations run on start; the background workers run while it serves."""
+Migrations run on start; the background workers run while it serves.
+
+The routes are doors (bot/doors.py): each says here how it authenticates and how much body
+it takes, and nothing else is served."""
 
 from __future__ import annotations
 
@@ -10,24 +13,33 @@ import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from sqlalchemy import text
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Router, request_response
+from starlette.types import ASGIApp
 
 from bot import metrics as metrics_module
 from bot.config import Settings
 from bot.domain import inbox, outbox
+from bot.doors import (
+    SLACK_MAX_BODY_BYTES,
+    Door,
+    Doors,
+    Public,
+    SharedSecretHeader,
+    SlackSignature,
+)
 from bot.http_log import RequestLog
 from bot.services import Services, build_services
 from bot.slack.app import build_slack_client, build_slack_surface
 from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
 from bot.webhooks.gitlab import PATH as WEBHOOK_PATH
+from bot.webhooks.gitlab import TOKEN_HEADER as WEBHOOK_TOKEN_HEADER
 from bot.webhooks.gitlab import GitLabWebhook
 from bot.workers import Workers, WorkerTiming
 
@@ -69,7 +81,7 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: object) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade_database, settings.database_url)
         await slack.start()
         workers.start()
@@ -92,15 +104,38 @@ def create_app(
             await workers.stop()
             await services.close()
 
-    routes = [
-        Route(REQUEST_PATH, slack_events, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+    doors = [
+        # A push of many commits is a big event: the inbox's own limit, not Slack's.
+        Door(
+            WEBHOOK_PATH,
+            "POST",
+            SharedSecretHeader(WEBHOOK_TOKEN_HEADER, _secret(settings.gitlab_webhook_secret)),
+            GitLabWebhook(services, inbox_writer),
+            max_body_bytes=inbox.MAX_BODY_BYTES,
+            refusal="invalid X-Gitlab-Token",
+        ),
+        Door("/healthz", "GET", Public(), request_response(healthz)),
+        Door("/metrics", "GET", Public(), request_response(metrics)),
     ]
-    starlette = Starlette(routes=routes, lifespan=lifespan)
+    if not socket_mode:
+        # In Socket Mode Slack's payloads come over the app-token WebSocket only: an HTTP
+        # route for them would be a door anyone could use to act as any Slack user.
+        assert settings.slack_signing_secret is not None
+        doors.append(
+            Door(
+                REQUEST_PATH,
+                "POST",
+                SlackSignature(settings.slack_signing_secret.get_secret_value()),
+                request_response(slack_events),
+                max_body_bytes=SLACK_MAX_BODY_BYTES,
+                refusal="invalid request",
+            )
+        )
+    if settings.gitlab_webhook_secret is None:
+        log.warning("GITLAB_WEBHOOK_SECRET is not set: %s answers 401 to everything", WEBHOOK_PATH)
     return RequestLog(
-        WebhookAhead(GitLabWebhook(services, inbox_writer), starlette),
-        routes=[WEBHOOK_PATH, *(route.path for route in routes)],
+        Doors(doors, lifespan=Router(lifespan=lifespan)),
+        routes=[door.path for door in doors],
         # GitLab can send thousands of events a second: a line for each stored one drowned
         # everything else and cost the intake a good share of its latency. The metrics
         # count every one, the inbox worker logs a line per pass, refusals stay at INFO.
@@ -108,17 +143,5 @@ def create_app(
     )
 
 
-class WebhookAhead:
-    """`/gitlab/webhook` straight to its handler, everything else (lifespan too) to
-    Starlette: at thousands of events a second, Starlette's middleware and routing cost
-    about a quarter of what each event did."""
-
-    def __init__(self, webhook: ASGIApp, rest: ASGIApp) -> None:
-        self._webhook = webhook
-        self._rest = rest
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
-            await self._webhook(scope, receive, send)
-        else:
-            await self._rest(scope, receive, send)
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

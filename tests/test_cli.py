@@ -1,5 +1,6 @@
 """`mirrorbot` as a person runs it: a real process, settings from the environment."""
 
+import json
 import os
 import subprocess
 import sys
@@ -256,3 +257,134 @@ def test_audit_filters_by_project_and_time(env):
     assert result.returncode == 0 and len(lines) == 1
     assert lines[0]["project"] == "group/app" and lines[0]["operation"] == "sync"
     assert callable(audit.as_json_line)
+
+
+# --- an empty value is a missing one -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "MIRRORBOT_SECRET_KEY"]
+)
+@pytest.mark.parametrize("empty", ["", "  "], ids=["empty", "blank"])
+def test_serve_stops_on_an_empty_secret_with_one_line_naming_it(env, name, empty):
+    env.update({"SLACK_SIGNING_SECRET": "s", name: empty})
+    result = mirrorbot(env, "serve", "--port", "1")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0
+    assert len(lines) == 1 and lines[0].startswith(f"error: {name} is not set")
+
+
+def test_an_empty_app_token_stops_socket_mode(env):
+    env.update({"SLACK_SIGNING_SECRET": "s", "SLACK_APP_TOKEN": ""})
+    result = mirrorbot(env, "serve", "--socket-mode", "--port", "1")
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: SLACK_APP_TOKEN is not set")
+
+
+def test_check_says_an_empty_webhook_secret_refuses_every_webhook(env):
+    env.update(
+        {
+            "SLACK_SIGNING_SECRET": "s",
+            "GITLAB_SERVICE_TOKEN": ALICE_TOKEN,
+            "GITLAB_WEBHOOK_SECRET": "",
+        }
+    )
+    result = mirrorbot(env, "check")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "problem: GITLAB_WEBHOOK_SECRET is not set: the secret token configured on the GitLab "
+        "webhook (until it is set, /gitlab/webhook answers 401 to every request)"
+    ]
+
+
+def test_an_empty_setting_with_a_default_takes_the_default(env, tmp_path: Path):
+    env.update({"MIRRORBOT_POLL_INTERVAL": "", "DATABASE_URL": ""})
+    result = mirrorbot(env, "db", "upgrade", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mirrorbot.db").exists()  # DATABASE_URL's default
+
+
+def test_served_with_an_empty_webhook_secret_the_webhook_lets_nobody_in(env, tmp_path: Path):
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env.update({"SLACK_SIGNING_SECRET": "s", "GITLAB_WEBHOOK_SECRET": ""})
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+        push = b'{"object_kind": "push", "project": {"id": 1}}'
+        for headers in ({"X-Gitlab-Token": ""}, {}, {"X-Gitlab-Token": "anything"}):
+            response = httpx.post(
+                f"{url}/gitlab/webhook",
+                content=push,
+                headers={"X-Gitlab-Event": "Push Hook", **headers},
+            )
+            assert response.status_code == 401, headers
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+# --- the audit log of what the CLI and the console do ------------------------------------
+
+
+def audit_lines(env: dict[str, str]) -> list[dict]:
+    import json as json_module
+
+    result = mirrorbot(env, "audit")
+    assert result.returncode == 0, result.stderr
+    return [json_module.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_cli_link_and_unlink_are_audited(env):
+    assert (
+        mirrorbot(env, "users", "link", "U123", "--team", TEAM_ID, stdin=ALICE_TOKEN).returncode
+        == 0
+    )
+    assert mirrorbot(env, "users", "unlink", "U123", "--team", TEAM_ID).returncode == 0
+    import getpass
+
+    lines = audit_lines(env)
+    operator = f"cli:{getpass.getuser()}"
+    assert [(line["operation"], line["actor"], line["subject"]) for line in lines] == [
+        ("link", operator, "U123"),
+        ("unlink", operator, "U123"),
+    ]
+    assert ALICE_TOKEN not in json.dumps(lines)
+
+
+def test_the_console_acting_as_someone_leaves_a_trace(env):
+    import getpass
+
+    assert (
+        mirrorbot(env, "users", "link", "UALICE", "--team", TEAM_ID, stdin=ALICE_TOKEN).returncode
+        == 0
+    )
+    script = "as <@UEVE>\nas @UBOB\nwhoami\nquit\n"
+    session = mirrorbot(env, "console", "--as", "UALICE", stdin=script)
+    assert session.returncode == 0, session.stderr
+    assert "is not a Slack user id" in session.stdout
+    acted = [line for line in audit_lines(env) if line["operation"] == "act-as"]
+    assert [line["subject"] for line in acted] == ["UALICE", "UBOB"]
+    assert {line["actor"] for line in acted} == {f"console:{getpass.getuser()}"}
+    assert {line["channel"] for line in acted} == {"CCONSOLE"}

@@ -59,3 +59,23 @@ def test_require_names_the_missing_variable():
     settings = load_settings(_env_file=None)
     with pytest.raises(ConfigError, match=r"^GITLAB_WEBHOOK_SECRET is not set"):
         settings.require("GITLAB_WEBHOOK_SECRET")
+
+
+def test_an_empty_value_is_a_missing_one(monkeypatch):
+    for name in ("GITLAB_WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("MIRRORBOT_SECRET_KEY", " ")
+    monkeypatch.setenv("MIRRORBOT_POLL_INTERVAL", "")
+    monkeypatch.setenv("GITLAB_URL", "  ")
+    settings = load_settings(_env_file=None)
+    assert settings.gitlab_webhook_secret is None
+    assert settings.slack_signing_secret is None and settings.slack_bot_token is None
+    assert settings.secret_keys == []
+    assert settings.mirrorbot_poll_interval == 60 and settings.gitlab_url == "https://gitlab.com"
+    with pytest.raises(ConfigError, match=r"^SLACK_SIGNING_SECRET is not set"):
+        settings.require("SLACK_SIGNING_SECRET")
+
+
+def test_an_empty_approval_list_still_means_no_approvals(monkeypatch):
+    monkeypatch.setenv("MIRRORBOT_APPROVAL_REQUIRED", "")
+    assert load_settings(_env_file=None).mirrorbot_approval_required == []

@@ -133,5 +133,12 @@ async def mute(
     project = await gitlab.get_project(project_ref)
     key = PULL_KEY if mirror_id is None else push_key(mirror_id)
     until = utcnow() + MUTE_FOR
-    await services.subscriptions.mute(actor.channel_id, project.id, key, until, actor.user_id)
+    await services.subscriptions.mute(
+        actor.channel_id,
+        project.id,
+        key,
+        until,
+        actor.user_id,
+        project_path=project.path_with_namespace,
+    )
     return Muted(actor.user_id, project.path_with_namespace, mirror_id, until)

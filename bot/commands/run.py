@@ -102,7 +102,7 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
     if name == "whoami":
         return AccountInfo(await services.accounts.get(actor.slack_user))
     if name == "logout":
-        removed = await services.accounts.unlink(actor.slack_user)
+        removed = await services.accounts.unlink(actor.slack_user, channel_id=actor.channel_id)
         return Info(
             "your GitLab account is unlinked and its token deleted"
             if removed
@@ -147,7 +147,7 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         return Info(f"<#{channel}> now gets alerts for the mirrors of {info.project_path}")
     if name == "unwatch":
         project = await gitlab.get_project(project_ref)
-        removed = await services.subscriptions.unwatch(actor.channel_id, project)
+        removed = await services.subscriptions.unwatch(actor.channel_id, project, by=actor.user_id)
         return Info(
             f"this channel no longer watches {project.path_with_namespace}"
             if removed
@@ -157,7 +157,9 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         project = await gitlab.get_project(project_ref)
         key = PULL_KEY if command.mirror_id is None else push_key(command.mirror_id)
         what = "the pull mirror" if command.mirror_id is None else f"mirror {command.mirror_id}"
-        ended = await services.subscriptions.unmute(actor.channel_id, project.id, key)
+        ended = await services.subscriptions.unmute(
+            actor.channel_id, project, key, by=actor.user_id
+        )
         return Info(
             f"alerts for {what} are back on in this channel"
             if ended
@@ -270,7 +272,11 @@ async def _admin_users(command: Command, actor: Actor, services: Services) -> Re
         raise NotAllowed("only Mirrorbot admins (MIRRORBOT_ADMINS) can manage linked users")
     if command.name == "users-unlink":
         assert command.target_user is not None
-        removed = await services.accounts.unlink(SlackUser(actor.team_id, command.target_user))
+        removed = await services.accounts.unlink(
+            SlackUser(actor.team_id, command.target_user),
+            by=actor.user_id,
+            channel_id=actor.channel_id,
+        )
         return Info(
             f"unlinked <@{command.target_user}>"
             if removed

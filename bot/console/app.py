@@ -11,6 +11,7 @@ from bot.commands.run import Actor
 from bot.config import Settings
 from bot.console.demo import ADA, DEMO_CHANNEL, DEMO_TEAM, Demo
 from bot.console.session import QUIT, ConsoleSession, print_alerts_forever
+from bot.domain import audit
 from bot.domain.accounts import SlackUser
 from bot.domain.errors import DomainError
 from bot.gitlab.refs import ProjectRef
@@ -35,7 +36,8 @@ async def run_console(
         actor = await (
             _demo_actor(services, demo, as_user) if demo else _actor(services, settings, as_user)
         )
-        session = ConsoleSession(services, actor, out)
+        session = ConsoleSession(services, actor, out, operator=audit.local_operator("console"))
+        await session.act_as(actor.user_id)
         if command is not None:
             return 0 if await session.handle(command) else 1
         out.print(INTRO, style="dim")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -21,7 +22,7 @@ from bot.commands.parse import Command, UsageError, parse_command
 from bot.commands.results import Info, Problem, Reply, SyncStarted
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
 from bot.console.render import Choice, to_terminal
-from bot.domain import monitor, outbox
+from bot.domain import audit, monitor, outbox
 from bot.domain.mirrors import Operation, follow_push_mirror, pull_mirror_or_none
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
 from bot.gitlab.models import PullMirror
@@ -33,6 +34,7 @@ from bot.slack.blocks.replies import render, sync_progress
 QUIT = {"quit", "exit", ":q"}
 CLEAR = "-"  # the answer that empties a prompt which has a current value
 ATTEMPTS = 3  # times a form asks again for an answer it cannot take
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]+")
 Ask = Callable[[str], str]
 
 
@@ -60,6 +62,21 @@ class ConsoleSession:
     out: Console
     prompter: Prompter = field(default_factory=Prompter)
     choices: list[Choice] = field(default_factory=list)
+    # Who sits at the terminal: the console answers to no Slack login, so the audit log
+    # says which local account acted as which Slack user.
+    operator: str = "console"
+
+    async def act_as(self, user_id: str) -> None:
+        """Act as `user_id` from now on, and leave a trace of it in the audit log."""
+        await audit.append(
+            self.services.sessions,
+            actor=self.operator,
+            operation=audit.Action.ACT_AS,
+            subject=user_id,
+            channel=self.actor.channel_id,
+            result=f"the console acts as {user_id}",
+        )
+        self.actor = replace(self.actor, user_id=user_id)
 
     async def handle(self, line: str) -> bool:
         """Run one line; True when it succeeded (what `-c` turns into the exit status)."""
@@ -69,7 +86,10 @@ class ConsoleSession:
         if line.isdigit():
             return await self.pick(int(line))
         if line.split()[0] == "as" and len(line.split()) == 2:
-            self.actor = replace(self.actor, user_id=line.split()[1])
+            user_id = line.split()[1].removeprefix("@")
+            if not SLACK_USER_ID.fullmatch(user_id):
+                return self.show(Problem(f"`{user_id[:40]}` is not a Slack user id (U…)"))
+            await self.act_as(user_id)
             self.show(Info(f"you are now acting as {self.actor.user_id}"))
             return True
         try:
@@ -141,7 +161,10 @@ class ConsoleSession:
         if command.name == "login":
             token = self.prompter.secret("GitLab personal access token (input hidden): ")
             link = await self.services.accounts.link(
-                self.actor.slack_user, token, linked_by=self.actor.user_id
+                self.actor.slack_user,
+                token,
+                linked_by=self.actor.user_id,
+                channel_id=self.actor.channel_id,
             )
             return Info(
                 f"linked to GitLab user {link.gitlab_username} "

@@ -13,6 +13,7 @@ from datetime import date
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import audit
 from bot.domain.errors import NotLinked, TokenNotUsable
 from bot.gitlab.client import GitLabClient, RetryPolicy
 from bot.gitlab.errors import InsufficientScope
@@ -82,8 +83,11 @@ class Accounts:
     def gitlab_with_token(self, token: str) -> GitLabClient:
         return GitLabClient(self._http, token, self._retry)
 
-    async def link(self, who: SlackUser, token: str, *, linked_by: str) -> AccountLink:
-        """Validate `token` against GitLab and store it (encrypted) for `who`."""
+    async def link(
+        self, who: SlackUser, token: str, *, linked_by: str, channel_id: str | None = None
+    ) -> AccountLink:
+        """Validate `token` against GitLab and store it (encrypted) for `who`; audited as
+        done by `linked_by` (a Slack user id, or `cli`)."""
         token = token.strip()
         if not token or len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token):
             raise TokenNotUsable("that does not look like a GitLab personal access token")
@@ -111,10 +115,23 @@ class Accounts:
             row.linked_by = linked_by
             row.linked_at = utcnow()
             link = AccountLink.of(row)
+            audit.record(
+                session,
+                actor=linked_by,
+                event=audit.AuditEvent.EXECUTED,
+                operation=audit.Action.LINK,
+                project=None,
+                result=f"linked to GitLab user {user.username} (id {user.id})",
+                channel=channel_id,
+                subject=who.user_id,
+            )
         self._tokens.forget(who)  # after the commit: a lookup racing it stores nothing
         return link
 
-    async def unlink(self, who: SlackUser) -> bool:
+    async def unlink(
+        self, who: SlackUser, *, by: str | None = None, channel_id: str | None = None
+    ) -> bool:
+        """Delete `who`'s link and token; audited as done by `by` (default: `who`)."""
         async with transaction(self._sessions) as session:
             result = await session.execute(
                 delete(LinkedAccount).where(
@@ -122,8 +139,20 @@ class Accounts:
                     LinkedAccount.slack_user_id == who.user_id,
                 )
             )
+            removed = bool(result.rowcount)  # type: ignore[attr-defined]
+            if removed:
+                audit.record(
+                    session,
+                    actor=by or who.user_id,
+                    event=audit.AuditEvent.EXECUTED,
+                    operation=audit.Action.UNLINK,
+                    project=None,
+                    result="link and stored token deleted",
+                    channel=channel_id,
+                    subject=who.user_id,
+                )
         self._tokens.forget(who)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return removed
 
     async def get(self, who: SlackUser) -> AccountLink | None:
         async with self._sessions() as session:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import audit
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import InsufficientRole, PullMirrorNotConfigured
 from bot.gitlab.models import Project, PullMirror, PushMirror
@@ -20,6 +21,15 @@ PULL_KEY = "pull"
 
 def push_key(mirror_id: int) -> str:
     return f"push:{mirror_id}"
+
+
+def _mirror_id(mirror_key: str) -> int | None:
+    return None if mirror_key == PULL_KEY else int(mirror_key.split(":", 1)[1])
+
+
+def _mirror_name(mirror_key: str) -> str:
+    mirror_id = _mirror_id(mirror_key)
+    return "the pull mirror" if mirror_id is None else f"push mirror {mirror_id}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class MirrorObservation:
 
     @property
     def mirror_id(self) -> int | None:
-        return int(self.mirror_key.split(":", 1)[1]) if self.mirror_key != PULL_KEY else None
+        return _mirror_id(self.mirror_key)
 
     @staticmethod
     def of(row: MirrorState) -> MirrorObservation:
@@ -103,16 +113,34 @@ class Subscriptions:
                         created_by=user_id,
                     )
                 )
+                audit.record(
+                    session,
+                    actor=user_id,
+                    event=audit.AuditEvent.EXECUTED,
+                    operation=audit.Action.WATCH,
+                    project=project.path_with_namespace,
+                    channel=channel_id,
+                )
         return SubscriptionInfo(channel_id, project.id, project.path_with_namespace, user_id)
 
-    async def unwatch(self, channel_id: str, project: Project) -> bool:
+    async def unwatch(self, channel_id: str, project: Project, *, by: str) -> bool:
         async with transaction(self._sessions) as session:
             result = await session.execute(
                 delete(Subscription).where(
                     Subscription.channel_id == channel_id, Subscription.project_id == project.id
                 )
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            removed = bool(result.rowcount)  # type: ignore[attr-defined]
+            if removed:
+                audit.record(
+                    session,
+                    actor=by,
+                    event=audit.AuditEvent.EXECUTED,
+                    operation=audit.Action.UNWATCH,
+                    project=project.path_with_namespace,
+                    channel=channel_id,
+                )
+            return removed
 
     async def unwatch_by_path(self, channel_id: str, path: str) -> bool:
         async with transaction(self._sessions) as session:
@@ -166,7 +194,14 @@ class Subscriptions:
     # --- mutes -----------------------------------------------------------------------------
 
     async def mute(
-        self, channel_id: str, project_id: int, mirror_key: str, until: datetime, by: str
+        self,
+        channel_id: str,
+        project_id: int,
+        mirror_key: str,
+        until: datetime,
+        by: str,
+        *,
+        project_path: str,
     ) -> None:
         async with transaction(self._sessions) as session:
             await session.execute(
@@ -185,18 +220,40 @@ class Subscriptions:
                     muted_by=by,
                 )
             )
+            audit.record(
+                session,
+                actor=by,
+                event=audit.AuditEvent.EXECUTED,
+                operation=audit.Action.MUTE,
+                project=project_path,
+                mirror_id=_mirror_id(mirror_key),
+                result=f"{_mirror_name(mirror_key)} muted until {until.isoformat()}",
+                channel=channel_id,
+            )
 
-    async def unmute(self, channel_id: str, project_id: int, mirror_key: str) -> bool:
+    async def unmute(self, channel_id: str, project: Project, mirror_key: str, *, by: str) -> bool:
         async with transaction(self._sessions) as session:
             result = await session.execute(
                 delete(Mute).where(
                     Mute.channel_id == channel_id,
-                    Mute.project_id == project_id,
+                    Mute.project_id == project.id,
                     Mute.mirror_key == mirror_key,
                     Mute.muted_until > utcnow(),
                 )
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            ended = bool(result.rowcount)  # type: ignore[attr-defined]
+            if ended:
+                audit.record(
+                    session,
+                    actor=by,
+                    event=audit.AuditEvent.EXECUTED,
+                    operation=audit.Action.UNMUTE,
+                    project=project.path_with_namespace,
+                    mirror_id=_mirror_id(mirror_key),
+                    result=f"{_mirror_name(mirror_key)} unmuted",
+                    channel=channel_id,
+                )
+            return ended
 
     async def active_mutes(self, channel_id: str) -> list[MuteInfo]:
         async with self._sessions() as session:

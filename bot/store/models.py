@@ -157,6 +157,8 @@ class AuditEntry(Base):
     result: Mapped[str | None] = mapped_column(Text)
     approver_id: Mapped[str | None] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(36))
+    channel_id: Mapped[str | None] = mapped_column(String(32))  # where it was done
+    subject_id: Mapped[str | None] = mapped_column(String(64))  # the Slack user it concerns
 
 
 class MirrorState(Base):

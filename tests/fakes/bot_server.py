@@ -99,16 +99,17 @@ class SlackUserAgent:
         *,
         timestamp: int | None = None,
         secret: str | None = None,
+        unsigned: bool = False,
     ) -> httpx.Response:
+        """`secret` signs with another secret, `timestamp` at another time; `unsigned`
+        sends no signature headers at all."""
         ts = str(timestamp if timestamp is not None else int(time.time()))
         signature = SignatureVerifier(secret or self.signing_secret).generate_signature(
             timestamp=ts, body=body
         )
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature,
-        }
+        headers = {"Content-Type": content_type}
+        if not unsigned:
+            headers |= {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
         return self.http.post(f"{self.server_url}/slack/events", content=body, headers=headers)
 
     def command(
@@ -141,6 +142,7 @@ class SlackUserAgent:
         channel: str = "C1",
         message: dict[str, Any] | None = None,
         block_id: str = "b",
+        **signing: Any,
     ) -> httpx.Response:
         payload: dict[str, Any] = {
             "type": "block_actions",
@@ -174,7 +176,9 @@ class SlackUserAgent:
             payload.pop("response_url")
             payload["container"] = {"type": "view", "view_id": "VHOME"}
         return self._post(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+            urlencode({"payload": json.dumps(payload)}),
+            "application/x-www-form-urlencoded",
+            **signing,
         )
 
     def event(self, event: dict[str, Any]) -> httpx.Response:
@@ -190,7 +194,12 @@ class SlackUserAgent:
         return self._post(json.dumps(body), "application/json")
 
     def submit(
-        self, view: dict[str, Any], values: dict[str, Any], *, user: str = "UALICE"
+        self,
+        view: dict[str, Any],
+        values: dict[str, Any],
+        *,
+        user: str = "UALICE",
+        **signing: Any,
     ) -> httpx.Response:
         submitted = {**view, "id": view.get("id", "V1"), "hash": "h", "state": {"values": values}}
         payload = {
@@ -203,5 +212,7 @@ class SlackUserAgent:
             "view": submitted,
         }
         return self._post(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+            urlencode({"payload": json.dumps(payload)}),
+            "application/x-www-form-urlencoded",
+            **signing,
         )

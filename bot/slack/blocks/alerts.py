@@ -13,8 +13,10 @@ from bot.slack.blocks.text import (
     SlackMessage,
     actions,
     button,
+    code,
     context,
     escape,
+    prose,
     section,
     shorten,
     slack_ago,
@@ -48,7 +50,7 @@ def alert(payload: dict[str, Any]) -> SlackMessage:
     """The alert message; its state (failing, recovered, disabled, deleted) decides the look."""
     project = escape(payload["project_path"])
     name = _mirror_name(payload)
-    url = escape(payload.get("url") or "?")
+    url = code(payload.get("url") or "?")
     state = payload["state"]
     since = slack_date(_when(payload.get("failing_since")))
     if state != "failing":
@@ -57,7 +59,7 @@ def alert(payload: dict[str, Any]) -> SlackMessage:
             "disabled": ":black_circle: Resolved: the mirror was disabled",
             "deleted": ":wastebasket: Resolved: the mirror was deleted",
         }[state]
-        text = f"{how} — {name} of *{project}* `{url}`"
+        text = f"{how} — {name} of *{project}* {url}"
         return SlackMessage(
             f"Resolved: {name} of {payload['project_path']}",
             [
@@ -72,7 +74,7 @@ def alert(payload: dict[str, Any]) -> SlackMessage:
     error = escape(shorten(payload.get("last_error") or "no error text from GitLab", 1500))
     lines = [
         f":rotating_light: *Mirror failing* — {name} of *{project}*",
-        f"`{url}`",
+        url,
         f"Failing since {since} · last success "
         f"{slack_ago(_when(payload.get('last_successful_update_at')))}",
     ]
@@ -104,7 +106,7 @@ def alert_buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def reminder(payload: dict[str, Any]) -> SlackMessage:
     since = slack_date(_when(payload.get("failing_since")))
-    error = escape(shorten(payload.get("last_error") or "", 300))
+    error = prose(shorten(payload.get("last_error") or "", 300))
     return SlackMessage(
         f"Still failing: {_mirror_name(payload)} of {payload['project_path']}",
         [section(f":alarm_clock: Still failing since {since}: {error}")],

@@ -14,9 +14,11 @@ from bot.slack.blocks.text import (
     SlackMessage,
     actions,
     button,
+    code,
     confirm_dialog,
     context,
     escape,
+    prose,
     section,
     shorten,
     slack_ago,
@@ -49,7 +51,7 @@ def mirror_buttons(project_id: int, mirror: PushMirror) -> list[dict[str, Any]]:
             "danger",
             confirm_dialog(
                 "Delete this mirror?",
-                f"Push mirror {mirror.id} to {escape(mirror.url or '?')} will be removed.",
+                f"Push mirror {mirror.id} to {code(mirror.url or '?')} will be removed.",
                 "Delete",
             ),
         )
@@ -60,11 +62,11 @@ def mirror_buttons(project_id: int, mirror: PushMirror) -> list[dict[str, Any]]:
 def push_mirror_summary(mirror: PushMirror) -> str:
     lines = [
         f"*{mirror.id}* · {status_label(mirror.update_status, mirror.enabled)} · "
-        f"`{escape(mirror.url or 'URL hidden by GitLab')}`",
+        + code(mirror.url or "URL hidden by GitLab"),
         f"last success {slack_ago(mirror.last_successful_update_at)}",
     ]
     if mirror.last_error and mirror.update_status != "finished":
-        lines.append(f"> {escape(shorten(mirror.last_error, MAX_ERROR_CHARS))}")
+        lines.append(f"> {prose(shorten(mirror.last_error, MAX_ERROR_CHARS))}")
     return "\n".join(lines)
 
 
@@ -96,10 +98,10 @@ def sync_result_summary(mirror: PushMirror, settled: bool) -> str:
 def pull_mirror_summary(pull: PullMirror) -> str:
     text = (
         f"*Pull mirror* · {status_label(pull.update_status, pull.enabled)} · "
-        f"`{escape(pull.url or '?')}`\nlast success {slack_ago(pull.last_successful_update_at)}"
+        f"{code(pull.url or '?')}\nlast success {slack_ago(pull.last_successful_update_at)}"
     )
     if pull.last_error and pull.update_status != "finished":
-        text += f"\n> {escape(shorten(pull.last_error, MAX_ERROR_CHARS))}"
+        text += f"\n> {prose(shorten(pull.last_error, MAX_ERROR_CHARS))}"
     return text
 
 
@@ -185,7 +187,7 @@ def mirror_details(project: Project, mirror: PushMirror) -> SlackMessage:
     blocks: list[dict[str, Any]] = [
         section(
             f"*Push mirror {mirror.id}* of *{escape(project.path_with_namespace)}*\n"
-            f"`{escape(mirror.url or '?')}`"
+            f"{code(mirror.url or '?')}"
         ),
         {
             "type": "section",
@@ -252,13 +254,13 @@ def observation_line(o: MirrorObservation, *, detailed: bool = False) -> str:
     separator = "\n" if detailed else " · "
     text = (
         f"{status_label(o.update_status, o.enabled)} *{escape(o.project_path)}* {name} "
-        f"`{escape(shorten(o.url or '?', 80))}`{separator}last success "
+        f"{code(shorten(o.url or '?', 80))}{separator}last success "
         f"{slack_ago(o.last_successful_update_at)}"
     )
     if detailed:
         text += f" · checked {slack_ago(o.observed_at)}"
     if o.is_failing and o.last_error:
-        error = escape(shorten(o.last_error, 200 if detailed else 120))
+        error = prose(shorten(o.last_error, 200 if detailed else 120))
         text += f"\n> {error}" if detailed else f" · {error}"
         if cause := likely_cause(o.last_error, with_fix=detailed):
             text += f"\n{cause}" if detailed else f" · likely cause: {cause}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.gitlab.models import PullMirror, PushMirror
-from bot.slack.blocks.text import context, escape, section
+from bot.slack.blocks.text import code, context, section
 from bot.slack.ids import Fields, FormContext, Views
 
 OPTION_ENABLED = "enabled"
@@ -132,7 +132,7 @@ def push_mirror_form(meta: FormContext, mirror: PushMirror | None) -> dict[str, 
             )
         )
     else:
-        blocks.append(section(f"Push mirror *{mirror.id}* → `{escape(mirror.url or '?')}`"))
+        blocks.append(section(f"Push mirror *{mirror.id}* → {code(mirror.url or '?')}"))
         blocks.append(
             context(
                 "GitLab cannot change a mirror's URL: to change it, delete the "

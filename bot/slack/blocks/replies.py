@@ -38,6 +38,7 @@ from bot.slack.blocks.text import (
     code,
     context,
     escape,
+    prose,
     section,
     slack_ago,
     slack_date,
@@ -66,7 +67,7 @@ def render(reply: Reply) -> SlackMessage:
 
 
 def problem(reply: Problem) -> SlackMessage:
-    text = f":warning: {escape(reply.message)}"
+    text = f":warning: {prose(reply.message)}"
     if reply.usage:
         text += f"\nUsage: `{reply.usage}`"
     return SlackMessage(reply.message, [section(text)])
@@ -116,14 +117,14 @@ def change_made(reply: ChangeMade) -> SlackMessage:
     by = f"<@{reply.actor_id}>"
     approved = f", approved by <@{reply.approver_id}>" if reply.approver_id else ""
     text = (
-        f":white_check_mark: {by} {escape(reply.outcome.summary)} in "
+        f":white_check_mark: {by} {prose(reply.outcome.summary)} in "
         f"*{escape(request.project_path)}*{approved}"
     )
     blocks: list[dict[str, Any]] = [section(text)]
     mirror = reply.outcome.push_mirror
     if mirror is not None:
         blocks.extend(mirror_blocks.mirror_row(request.project_id, mirror))
-    return SlackMessage(f"{reply.outcome.summary} in {request.project_path}", blocks)
+    return SlackMessage(f"{prose(reply.outcome.summary)} in {request.project_path}", blocks)
 
 
 def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
@@ -148,7 +149,7 @@ def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
             section(mirror_blocks.sync_result_summary(mirror, mirror.id in reply.settled))
         )
     if reply.skipped:
-        blocks.append(context(*(escape(line) for line in reply.skipped[:10])))
+        blocks.append(context(*(prose(line) for line in reply.skipped[:10])))
     if not reply.all_settled:
         blocks.append(
             context(
@@ -243,7 +244,7 @@ def _shown(change: AttributeChange, value: str) -> str:
 def approval_outcome(approval: Approval) -> str:
     """The card's last line once decided. An approved change runs with the requester's
     token, so the card says both: who approved, and whose token it ran with."""
-    result = f": {escape(approval.result)}" if approval.result else ""
+    result = f": {prose(approval.result)}" if approval.result else ""
     approved = f"approved by <@{approval.approver_id}>" if approval.approver_id else ""
     ran = f"{approved}, ran with <@{approval.requester_id}>'s GitLab token"
     if approval.status is Status.EXECUTED:
@@ -268,7 +269,7 @@ def interrupted_notice(approval: Approval) -> SlackMessage:
     text = (
         f"Your request to {approval.operation.verb}{_target(approval, plain=True)} in "
         f"*{escape(approval.project_path)}* was interrupted while it ran (Mirrorbot "
-        f"restarted) and {outcome}: {escape(approval.result or 'outcome unknown')}"
+        f"restarted) and {outcome}: {prose(approval.result or 'outcome unknown')}"
     )
     return SlackMessage(text, [section(text)])
 

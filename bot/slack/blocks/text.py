@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,10 +38,31 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+# A code span the text already has (kept as it is), a URL, or a run of stars (a masked
+# secret: `scrub_text` leaves `*****` in free text).
+_CODE_URL_OR_MASK = re.compile(
+    r"`(?P<code>[^`\n]*)`|[A-Za-z][A-Za-z0-9+.\-]*://[^\s`'\"<>()\[\]]+|\*{2,}"
+)
+
+
 def code(text: str) -> str:
-    """Verbatim in a code span: mrkdwn reads `*****` outside one as bold."""
-    quoted = escape(text).replace("`", "'")
-    return f"`{quoted}`"
+    """`text` as an inline code span, which mrkdwn leaves alone: a URL's masked userinfo
+    (`https://*****:*****@host`) outside one is read as bold and shown as `****:*`."""
+    return "`" + escape(text).replace("`", "'") + "`"
+
+
+def prose(text: str) -> str:
+    """Free text from GitLab or a result (an error, a summary) for mrkdwn: escaped, with
+    every URL and every mask in it a code span."""
+    pieces, end = [], 0
+    for match in _CODE_URL_OR_MASK.finditer(text):
+        inner = match.group("code")
+        pieces += [
+            escape(text[end : match.start()]),
+            code(match.group() if inner is None else inner),
+        ]
+        end = match.end()
+    return "".join([*pieces, escape(text[end:])])
 
 
 def shorten(text: str, limit: int) -> str:

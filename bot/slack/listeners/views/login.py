@@ -10,6 +10,7 @@ from bot.domain.accounts import SlackUser
 from bot.services import Services
 from bot.slack.after_ack import later
 from bot.slack.blocks import modals
+from bot.slack.blocks.text import prose
 from bot.slack.forms import form_context, text_value
 from bot.slack.ids import Fields
 from bot.slack.listeners.guard import problem_of
@@ -36,16 +37,23 @@ async def handle_login_submission(
         view=modals.loading(TITLE, meta, "Checking your token with GitLab…"),
     )
     who = SlackUser(body["user"]["team_id"], body["user"]["id"])
-    later(context, link_and_tell(who, token, view["id"], client, services))
+    later(context, link_and_tell(who, token, meta.channel_id, view["id"], client, services))
 
 
 async def link_and_tell(
-    who: SlackUser, token: str, view_id: str, client: AsyncWebClient, services: Services
+    who: SlackUser,
+    token: str,
+    channel_id: str,
+    view_id: str,
+    client: AsyncWebClient,
+    services: Services,
 ) -> None:
     try:
-        link = await services.accounts.link(who, token, linked_by=who.user_id)
+        link = await services.accounts.link(
+            who, token, linked_by=who.user_id, channel_id=channel_id
+        )
     except Exception as exc:
-        text = f":warning: {problem_of(exc).message}"
+        text = f":warning: {prose(problem_of(exc).message)}"
     else:
         scopes = ", ".join(link.scopes) or "unknown scopes"
         expiry = f"; it expires {link.expires_at}" if link.expires_at else ""
