@@ -25,6 +25,7 @@ from bot.domain import inbox, outbox
 from bot.http_log import RequestLog
 from bot.services import Services, build_services
 from bot.slack.app import build_slack_client, build_slack_surface
+from bot.slack.channel_directory import SlackChannelDirectory
 from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
 from bot.webhooks.gitlab import PATH as WEBHOOK_PATH
@@ -46,6 +47,7 @@ def create_app(
     """The ASGI app. With `socket_mode`, Slack is reached over Socket Mode (SLACK_APP_TOKEN)
     while the webhook, health and metrics are still served over HTTP."""
     services = services or build_services(settings)
+    services.channels = SlackChannelDirectory(build_slack_client(services))
     slack = build_slack_surface(services, verify_requests=not socket_mode)
     workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
     slack_handler = AsyncSlackRequestHandler(slack.app)

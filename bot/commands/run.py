@@ -33,6 +33,7 @@ from bot.commands.results import (
 from bot.domain import monitor
 from bot.domain.accounts import SlackUser
 from bot.domain.changes import perform_change
+from bot.domain.channels import ChannelName, channel_to_watch_into
 from bot.domain.errors import DomainError, NotAllowed
 from bot.domain.mirrors import (
     Operation,
@@ -131,11 +132,19 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         project = await gitlab.get_project(project_ref)
         return PullDetails(project, await gitlab.get_pull_mirror(_canonical(project)))
     if name == "watch":
-        channel = command.channel_id or actor.channel_id
-        info = await services.subscriptions.watch(
-            gitlab, project_ref, team_id=actor.team_id, channel_id=channel, user_id=actor.user_id
+        channel = await channel_to_watch_into(
+            services.channels, command.channel or ChannelName(id=actor.channel_id), actor.user_id
         )
-        return Info(f"<#{channel}> now gets alerts for the mirrors of {info.project_path}")
+        info = await services.subscriptions.watch(
+            gitlab,
+            project_ref,
+            team_id=actor.team_id,
+            channel_id=channel.id,
+            user_id=actor.user_id,
+            channel_name=channel.name,
+        )
+        shown = f"<#{channel.id}|{channel.name}>" if channel.name else f"<#{channel.id}>"
+        return Info(f"{shown} now gets alerts for the mirrors of {info.project_path}")
     if name == "unwatch":
         project = await gitlab.get_project(project_ref)
         removed = await services.subscriptions.unwatch(actor.channel_id, project)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.gitlab.client import GitLabClient
@@ -28,6 +28,21 @@ class SubscriptionInfo:
     project_id: int
     project_path: str
     created_by: str
+    channel_name: str | None = None
+    broken_at: datetime | None = None  # Slack refused its posts for good (see broken_reason)
+    broken_reason: str | None = None
+
+    @staticmethod
+    def of(row: Subscription) -> SubscriptionInfo:
+        return SubscriptionInfo(
+            row.channel_id,
+            row.project_id,
+            row.project_path,
+            row.created_by,
+            row.channel_name,
+            row.broken_at,
+            row.broken_reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -81,9 +96,17 @@ class Subscriptions:
         self._sessions = sessions
 
     async def watch(
-        self, gitlab: GitLabClient, ref: ProjectRef, *, team_id: str, channel_id: str, user_id: str
+        self,
+        gitlab: GitLabClient,
+        ref: ProjectRef,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        channel_name: str | None = None,
     ) -> SubscriptionInfo:
-        """Subscribe a channel, only if the caller's own token can read the mirrors."""
+        """Subscribe a channel, only if the caller's own token can read the mirrors. The
+        channel was checked (`channel_to_watch_into`): a broken subscription is repaired."""
         project = await gitlab.get_project(ref)
         # Proves the caller's own token can read the mirrors before alerts reveal them.
         await gitlab.list_push_mirrors(ProjectRef.of(project.id, project.path_with_namespace))
@@ -101,9 +124,18 @@ class Subscriptions:
                         project_id=project.id,
                         project_path=project.path_with_namespace,
                         created_by=user_id,
+                        channel_name=channel_name,
                     )
                 )
-        return SubscriptionInfo(channel_id, project.id, project.path_with_namespace, user_id)
+            else:
+                existing.project_path = project.path_with_namespace
+                existing.channel_name = channel_name or existing.channel_name
+                if existing.broken_at is not None:  # watched again into a working channel
+                    existing.broken_at = existing.broken_reason = None
+                    existing.created_by = user_id  # who to tell if it breaks again
+        return SubscriptionInfo(
+            channel_id, project.id, project.path_with_namespace, user_id, channel_name
+        )
 
     async def unwatch(self, channel_id: str, project: Project) -> bool:
         async with transaction(self._sessions) as session:
@@ -132,9 +164,7 @@ class Subscriptions:
                     .order_by(Subscription.project_path)
                 )
             ).all()
-        return [
-            SubscriptionInfo(r.channel_id, r.project_id, r.project_path, r.created_by) for r in rows
-        ]
+        return [SubscriptionInfo.of(r) for r in rows]
 
     async def of_channels(self, channel_ids: list[str]) -> list[SubscriptionInfo]:
         if not channel_ids:
@@ -145,9 +175,25 @@ class Subscriptions:
                     select(Subscription).where(Subscription.channel_id.in_(channel_ids))
                 )
             ).all()
-        return [
-            SubscriptionInfo(r.channel_id, r.project_id, r.project_path, r.created_by) for r in rows
-        ]
+        return [SubscriptionInfo.of(r) for r in rows]
+
+    async def broken_for(self, user_id: str, channel_ids: list[str]) -> list[SubscriptionInfo]:
+        """Broken subscriptions the user made, or in channels the user is in."""
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Subscription)
+                    .where(
+                        Subscription.broken_at.is_not(None),
+                        or_(
+                            Subscription.created_by == user_id,
+                            Subscription.channel_id.in_(channel_ids),
+                        ),
+                    )
+                    .order_by(Subscription.project_path)
+                )
+            ).all()
+        return [SubscriptionInfo.of(r) for r in rows]
 
     async def channels_of(self, project_id: int) -> list[str]:
         async with self._sessions() as session:
