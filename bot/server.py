@@ -63,6 +63,13 @@ def create_app(
         except Exception:
             log.warning("health check: database unreachable", exc_info=True)
             return JSONResponse({"status": "unhealthy", "database": "unreachable"}, 503)
+        slack = services.delivery_health
+        if slack.problem is not None:
+            # Still 200: a restart cannot fix a revoked token, and the webhook must stay up.
+            since = slack.since.isoformat() if slack.since else None
+            return JSONResponse(
+                {"status": "degraded", "slack": {"token_rejected": slack.problem, "since": since}}
+            )
         return JSONResponse({"status": "ok"})
 
     async def metrics(request: Request) -> Response:

@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.domain.accounts import Accounts
 from bot.domain.approvals import Approvals
 from bot.domain.channels import Channel, ChannelDirectory, ChannelUnavailable
+from bot.domain.delivery_health import DeliveryHealth
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import Subscriptions
 from bot.gitlab.budget import RequestBudget
@@ -42,6 +43,7 @@ class Services:
     budget: RequestBudget
     # Where `watch` checks channels: Slack's directory in the server, the console's own.
     channels: ChannelDirectory = field(default_factory=lambda: NoChannelDirectory())
+    delivery_health: DeliveryHealth = field(default_factory=DeliveryHealth)
 
     @property
     def approval_required(self) -> frozenset[Operation]:

@@ -5,15 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain.outbox import MessageKind, enqueue
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import InsufficientRole, PullMirrorNotConfigured
 from bot.gitlab.models import Project, PullMirror, PushMirror
 from bot.gitlab.refs import ProjectRef
 from bot.store.db import transaction
-from bot.store.models import MirrorState, Mute, Subscription, utcnow
+from bot.store.models import (
+    AlertMessage,
+    MirrorState,
+    Mute,
+    OutboxMessage,
+    Subscription,
+    utcnow,
+)
 
 PULL_KEY = "pull"
 
@@ -133,6 +141,7 @@ class Subscriptions:
                 if existing.broken_at is not None:  # watched again into a working channel
                     existing.broken_at = existing.broken_reason = None
                     existing.created_by = user_id  # who to tell if it breaks again
+                    await _forget_undelivered_alerts(session, channel_id, project.id)
         return SubscriptionInfo(
             channel_id, project.id, project.path_with_namespace, user_id, channel_name
         )
@@ -284,3 +293,77 @@ async def observe_project(
     except (PullMirrorNotConfigured, InsufficientRole):
         pull = None
     return path, push, pull
+
+
+async def _forget_undelivered_alerts(
+    session: AsyncSession, channel_id: str, project_id: int
+) -> None:
+    """A repaired channel gets the alerts of mirrors failing now: forget this project's
+    open alerts there and the messages Slack refused (their keys free again), so the next
+    check posts them afresh."""
+    states = select(MirrorState.id).where(MirrorState.project_id == project_id)
+    alerts = (
+        await session.scalars(
+            select(AlertMessage).where(
+                AlertMessage.channel_id == channel_id,
+                AlertMessage.mirror_state_id.in_(states),
+                AlertMessage.resolved_at.is_(None),
+            )
+        )
+    ).all()
+    for alert in alerts:
+        await session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.status == "failed",
+                or_(
+                    OutboxMessage.dedupe_key == alert.outbox_key,
+                    OutboxMessage.thread_of == alert.outbox_key,
+                ),
+            )
+        )
+        await session.delete(alert)
+
+
+async def mark_channel_broken(
+    session: AsyncSession, channel_id: str, reason: str, *, now: datetime | None = None
+) -> list[SubscriptionInfo]:
+    """Slack refused a post into `channel_id` for good: its subscriptions stop getting
+    alerts, and each person who made one gets one direct message (through the outbox).
+    Returns the subscriptions this call broke; ones already broken are left alone, so a
+    second failure, or a second replica, tells nobody twice."""
+    now = now or utcnow()
+    rows = (
+        await session.scalars(
+            select(Subscription).where(
+                Subscription.channel_id == channel_id, Subscription.broken_at.is_(None)
+            )
+        )
+    ).all()
+    broken: list[SubscriptionInfo] = []
+    for row in rows:
+        result = await session.execute(
+            update(Subscription)
+            .where(Subscription.id == row.id, Subscription.broken_at.is_(None))
+            .values(broken_at=now, broken_reason=reason[:64])
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            await session.refresh(row)
+            broken.append(SubscriptionInfo.of(row))
+    by_person: dict[str, list[SubscriptionInfo]] = {}
+    for info in broken:
+        by_person.setdefault(info.created_by, []).append(info)
+    for person, theirs in by_person.items():
+        await enqueue(
+            session,
+            key=f"broken:{channel_id}:{person}:{now.isoformat()}",
+            kind=MessageKind.NOTICE,
+            channel_id=person,  # a direct message from the app
+            payload={
+                "notice": "channel_broken",
+                "channel_id": channel_id,
+                "channel_name": theirs[0].channel_name,
+                "reason": reason,
+                "projects": [info.project_path for info in theirs],
+            },
+        )
+    return broken

@@ -27,7 +27,9 @@ from bot.commands.results import (
     Watching,
 )
 from bot.domain.approvals import Approval, Status
+from bot.domain.subscriptions import SubscriptionInfo
 from bot.slack.blocks import mirrors as mirror_blocks
+from bot.slack.blocks.notices import channel_refusal
 from bot.slack.blocks.text import (
     MAX_BLOCKS,
     SlackMessage,
@@ -256,10 +258,7 @@ def watching(reply: Watching) -> SlackMessage:
         )
     blocks: list[dict[str, Any]] = []
     if reply.subscriptions:
-        lines = "\n".join(
-            f"• *{escape(s.project_path)}* (by <@{s.created_by}>)"
-            for s in reply.subscriptions[:100]
-        )
+        lines = "\n".join(_subscription_line(s) for s in reply.subscriptions[:100])
         blocks.append(section(f"*This channel watches*\n{lines}"))
     if reply.mutes:
         lines = "\n".join(
@@ -269,6 +268,18 @@ def watching(reply: Watching) -> SlackMessage:
         )
         blocks.append(section(f"*Muted*\n{lines}"))
     return SlackMessage(f"watching {len(reply.subscriptions)} projects", blocks)
+
+
+def _subscription_line(subscription: SubscriptionInfo) -> str:
+    line = f"• *{escape(subscription.project_path)}* (by <@{subscription.created_by}>)"
+    if subscription.broken_at is None:
+        return line
+    return (
+        f"{line} — :warning: *broken* since {slack_date(subscription.broken_at)}: "
+        f"{channel_refusal(subscription.broken_reason)}; no alerts reach this channel. Invite "
+        f"me (`/invite @Mirrorbot`) and `/mirror watch {escape(subscription.project_path)}` "
+        "again, or watch it elsewhere"
+    )
 
 
 def status_report(reply: StatusReport) -> SlackMessage:
