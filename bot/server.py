@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot import metrics as metrics_module
 from bot.config import Settings
-from bot.domain import inbox, outbox
+from bot.domain import inbox, outbox, project_access
 from bot.http_log import RequestLog
 from bot.services import Services, build_services
 from bot.slack.app import build_slack_client, build_slack_surface
@@ -75,6 +75,8 @@ def create_app(
     async def metrics(request: Request) -> Response:
         metrics_module.OUTBOX_DEPTH.set(await outbox.depth(services.sessions))
         metrics_module.INBOX_DEPTH.set(await inbox.depth(services.sessions))
+        for problem, count in (await project_access.problem_counts(services.sessions)).items():
+            metrics_module.PROJECTS_NOT_CHECKED.labels(problem).set(count)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
