@@ -24,7 +24,8 @@ SCOPES_BY_METHOD = {
     "views_publish": set(),
     "auth_test": set(),
 }
-# Scopes no method call shows: slash commands, and alerts in channels the bot never joined.
+# Scopes no method call shows: slash commands, and announcing a change in a public channel
+# the bot never joined (alerts need the bot in the channel: `watch` checks).
 SCOPES_WITHOUT_A_CALL = {"commands", "chat:write.public"}
 
 

@@ -30,7 +30,7 @@ from bot.commands.results import (
     SyncStarted,
     Watching,
 )
-from bot.domain import monitor
+from bot.domain import monitor, project_access
 from bot.domain.accounts import SlackUser
 from bot.domain.changes import perform_change
 from bot.domain.channels import ChannelName, channel_to_watch_into
@@ -249,7 +249,8 @@ async def status_report(channel_id: str, services: Services, *, refresh: bool) -
         )
     observations = await services.subscriptions.observations(project_ids)
     oldest = min((o.observed_at for o in observations), default=None)
-    return StatusReport(observations, len(project_ids), oldest, refresh)
+    unchecked = await project_access.unchecked(services.sessions, project_ids)
+    return StatusReport(observations, len(project_ids), oldest, refresh, unchecked)
 
 
 async def _admin_users(command: Command, actor: Actor, services: Services) -> Reply:

@@ -240,6 +240,41 @@ async def _renamed(session: AsyncSession, project_id: int, path: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class UncheckedProject:
+    project_id: int
+    project_path: str
+    problem: Problem
+    what: str
+    since: datetime | None
+
+
+async def unchecked(
+    sessions: async_sessionmaker[AsyncSession], project_ids: list[int]
+) -> list[UncheckedProject]:
+    """Of these projects, the ones the monitor could not check last time, and why."""
+    if not project_ids:
+        return []
+    async with sessions() as session:
+        rows = (
+            await session.scalars(
+                select(ProjectCheck)
+                .where(ProjectCheck.project_id.in_(project_ids), ProjectCheck.problem.is_not(None))
+                .order_by(ProjectCheck.project_path)
+            )
+        ).all()
+    return [
+        UncheckedProject(
+            r.project_id,
+            r.project_path,
+            Problem(str(r.problem)),
+            r.problem_detail or "",
+            r.problem_since,
+        )
+        for r in rows
+    ]
+
+
 async def problem_counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     """Watched projects the monitor cannot check now, by problem (for /metrics)."""
     async with sessions() as session:

@@ -192,3 +192,15 @@ def test_a_rejected_token_fails_the_message_logs_once_and_shows_on_healthz(
     send_webhook(h, push_event(h))
     h.wait(lambda: alerts_in(h, CHANNEL))
     h.wait(lambda: httpx.get(f"{h.server.url}/healthz").json()["status"] == "ok", timeout=10)
+
+
+def test_a_token_rejected_at_start_up_shows_on_healthz_at_once(
+    sample, gitlab_sim, slack, sqlite_url
+):
+    slack.fail("auth.test", "account_inactive")
+    h = start_harness(sample, gitlab_sim, slack, sqlite_url, generate_key())
+    try:
+        health = httpx.get(f"{h.server.url}/healthz").json()
+        assert health["slack"]["token_rejected"] == "account_inactive"
+    finally:
+        h.server.stop()

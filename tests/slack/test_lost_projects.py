@@ -89,6 +89,8 @@ def test_a_lost_project_is_reported_once_per_channel_and_again_when_readable(lin
         assert "Maintainer role" in str(notice) and "/mirror unwatch group/app" in str(notice)
     settle(h, h.sample.app.id)
     assert len(notices(h, "CALERTS", lost)) == 1 and len(notices(h, "COPS", lost)) == 1
+    h.command("status", channel="CALERTS")
+    h.wait_response("*Not checked* — I cannot read these projects")
 
     h.sample.app.members[h.sample.alice.id] = MAINTAINER
     again = "I can check the mirrors of *group/app* again"

@@ -38,6 +38,7 @@ from bot.slack.blocks.text import (
     context,
     escape,
     section,
+    shorten,
     slack_ago,
     slack_date,
 )
@@ -298,6 +299,17 @@ def status_report(reply: StatusReport) -> SlackMessage:
         f"{len(failing)} failing ({'just refreshed' if reply.refreshed else age})"
     )
     blocks: list[dict[str, Any]] = [section(header)]
+    if reply.unchecked:
+        blocks.append(
+            section(
+                ":warning: *Not checked* — I cannot read these projects:\n"
+                + "\n".join(
+                    f"• *{escape(u.project_path)}* — {escape(shorten(u.what, 200))} "
+                    f"(since {slack_date(u.since)})"
+                    for u in reply.unchecked[:15]
+                )
+            )
+        )
     lines = [mirror_blocks.observation_line(o) for o in rows]
     chunk: list[str] = []
     for line in lines:
@@ -309,7 +321,7 @@ def status_report(reply: StatusReport) -> SlackMessage:
             break
     if chunk and len(blocks) < MAX_BLOCKS - 1:
         blocks.append(section("\n".join(chunk)))
-    shown = sum(len(b["text"]["text"].splitlines()) for b in blocks[1:])
+    shown = sum(len(b["text"]["text"].splitlines()) for b in blocks[1 + bool(reply.unchecked) :])
     if shown < len(rows):
         blocks.append(context(f"{len(rows) - shown} more mirrors not shown"))
     return SlackMessage(f"{len(failing)} of {len(rows)} mirrors failing", blocks)
