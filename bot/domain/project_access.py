@@ -144,7 +144,11 @@ async def _record(
     if rejected:
         log.error(
             "the service token is refused (%s): %d watched projects cannot be checked",
-            next(o.what for o in outcomes if isinstance(o, Unreadable)),
+            next(
+                o.what
+                for o in outcomes
+                if isinstance(o, Unreadable) and o.problem is Problem.TOKEN_REJECTED
+            ),
             rejected,
         )
 
@@ -195,10 +199,11 @@ async def _unreadable(
             row.notices = 0
     if outcome.problem is not Problem.LOST:
         return
-    if row.notices and row.last_notice_at and now - row.last_notice_at < NOTICE_EVERY:
-        return
-    row.notices += 1
-    row.last_notice_at = now
+    if not row.notices or (row.last_notice_at and now - row.last_notice_at >= NOTICE_EVERY):
+        row.notices += 1
+        row.last_notice_at = now
+    # Every check offers the current notice to every channel; its key lets each channel
+    # have it once, so a channel that starts watching a lost project hears of it too.
     for channel in await _channels(session, outcome.project_id):
         await enqueue(
             session,

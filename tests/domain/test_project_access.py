@@ -51,6 +51,15 @@ async def test_a_lost_project_is_noticed_once_a_day_and_its_return_once(watched)
     ]
 
 
+async def test_a_channel_that_starts_watching_a_lost_project_hears_of_it(watched):
+    await record_access(watched, [LOST], now=T0)
+    async with transaction(watched) as session:
+        session.add(subscription(1, "CNEW"))
+    await record_access(watched, [LOST], now=T0 + timedelta(minutes=1))
+    await record_access(watched, [LOST], now=T0 + timedelta(minutes=2))
+    assert await notices(watched) == ["lost:1:1:1:CA", "lost:1:1:1:CB", "lost:1:1:1:CNEW"]
+
+
 async def test_two_checkers_at_once_notice_once(watched):
     await asyncio.gather(*(record_access(watched, [LOST], now=T0) for _ in range(4)))
     assert await notices(watched) == ["lost:1:1:1:CA", "lost:1:1:1:CB"]
