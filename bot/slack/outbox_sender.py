@@ -56,7 +56,16 @@ TOKEN_REJECTED = frozenset(
 )
 # Answers about this message itself: sending it again gets the same answer.
 MESSAGE_REFUSED = frozenset(
-    {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "no_text", "invalid_arguments"}
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_arguments",
+        "message_not_found",  # the alert to edit was deleted
+        "cant_update_message",
+        "edit_window_closed",
+    }
 )
 
 
