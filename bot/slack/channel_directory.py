@@ -35,6 +35,8 @@ class SlackChannelDirectory:
         return None
 
     async def get(self, channel_id: str) -> Channel | None:
+        if channel_id.startswith("D"):  # a DM: reading one would need im:read, for nothing
+            return Channel(channel_id, None, is_direct=True)
         try:
             response = await self.client.conversations_info(channel=channel_id)
         except SlackApiError as exc:

@@ -59,3 +59,8 @@ def test_watching_here_checks_this_channel_too(linked: Harness):
     linked.slack.channel("C0HERE001").members.add(BOT_USER_ID)  # /invite @Mirrorbot
     linked.command("watch group/app", channel="C0HERE001")
     linked.wait_response("<#C0HERE001|here> now gets alerts")
+
+
+def test_a_direct_message_is_no_channel_for_alerts(linked: Harness):
+    linked.command("watch group/app", channel="D0DIRECT01")
+    linked.wait_response("alerts go to a channel")
