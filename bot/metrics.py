@@ -30,3 +30,17 @@ MONITOR_CYCLE = Histogram(
     "Duration of one scan of every watched project",
     buckets=(1, 5, 10, 30, 60, 120, 300, 600),
 )
+SLACK_TOKEN_REJECTED = Gauge(
+    "mirrorbot_slack_token_rejected",
+    "1 while Slack rejects the bot token (invalid_auth, account_inactive, …): nothing is posted",
+)
+OUTBOX_GIVEN_UP = Counter(
+    "mirrorbot_outbox_given_up_total",
+    "Slack messages dropped because Slack refused them for good, by Slack's error",
+    ["error"],
+)
+PROJECTS_NOT_CHECKED = Gauge(
+    "mirrorbot_projects_not_checked",
+    "Watched projects the monitor could not check in its last look, by problem",
+    ["problem"],
+)

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 
 from bot import metrics as metrics_module
 from bot.config import Settings
-from bot.domain import inbox, outbox
+from bot.domain import inbox, outbox, project_access
 from bot.doors import (
     SLACK_MAX_BODY_BYTES,
     Door,
@@ -36,6 +36,7 @@ from bot.doors import (
 from bot.http_log import RequestLog
 from bot.services import Services, build_services
 from bot.slack.app import build_slack_client, build_slack_surface
+from bot.slack.channel_directory import SlackChannelDirectory
 from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
 from bot.webhooks.gitlab import PATH as WEBHOOK_PATH
@@ -58,6 +59,7 @@ def create_app(
     """The ASGI app. With `socket_mode`, Slack is reached over Socket Mode (SLACK_APP_TOKEN)
     while the webhook, health and metrics are still served over HTTP."""
     services = services or build_services(settings)
+    services.channels = SlackChannelDirectory(build_slack_client(services))
     slack = build_slack_surface(services, verify_requests=not socket_mode)
     workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
     slack_handler = AsyncSlackRequestHandler(slack.app)
@@ -73,11 +75,20 @@ def create_app(
         except Exception:
             log.warning("health check: database unreachable", exc_info=True)
             return JSONResponse({"status": "unhealthy", "database": "unreachable"}, 503)
+        slack = services.delivery_health
+        if slack.problem is not None:
+            # Still 200: a restart cannot fix a revoked token, and the webhook must stay up.
+            since = slack.since.isoformat() if slack.since else None
+            return JSONResponse(
+                {"status": "degraded", "slack": {"token_rejected": slack.problem, "since": since}}
+            )
         return JSONResponse({"status": "ok"})
 
     async def metrics(request: Request) -> Response:
         metrics_module.OUTBOX_DEPTH.set(await outbox.depth(services.sessions))
         metrics_module.INBOX_DEPTH.set(await inbox.depth(services.sessions))
+        for problem, count in (await project_access.problem_counts(services.sessions)).items():
+            metrics_module.PROJECTS_NOT_CHECKED.labels(problem).set(count)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.domain.accounts import Accounts
 from bot.domain.approvals import Approvals
+from bot.domain.channels import Channel, ChannelDirectory, ChannelUnavailable
+from bot.domain.delivery_health import DeliveryHealth
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import Subscriptions
 from bot.gitlab.budget import RequestBudget
@@ -39,6 +41,9 @@ class Services:
     follow: FollowTiming
     # One budget per process for the service token: the monitor and `status --refresh`.
     budget: RequestBudget
+    # Where `watch` checks channels: Slack's directory in the server, the console's own.
+    channels: ChannelDirectory = field(default_factory=lambda: NoChannelDirectory())
+    delivery_health: DeliveryHealth = field(default_factory=DeliveryHealth)
 
     @property
     def approval_required(self) -> frozenset[Operation]:
@@ -56,6 +61,19 @@ class Services:
     async def close(self) -> None:
         await self.gitlab_http.aclose()
         await self.engine.dispose()
+
+
+class NoChannelDirectory:
+    """Until a surface provides one: refuse, rather than subscribe a channel unchecked."""
+
+    async def find(self, name: str) -> Channel | None:
+        raise ChannelUnavailable("channels cannot be checked here")
+
+    async def get(self, channel_id: str) -> Channel | None:
+        raise ChannelUnavailable("channels cannot be checked here")
+
+    async def is_member(self, channel_id: str, user_id: str) -> bool:
+        raise ChannelUnavailable("channels cannot be checked here")
 
 
 def build_services(

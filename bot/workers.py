@@ -90,7 +90,7 @@ class Workers:
             await asyncio.wait_for(self.deliver_outbox(), timeout=3)
 
     async def deliver_outbox(self) -> int:
-        return await send_due(self.services.sessions, self.slack)
+        return await send_due(self.services.sessions, self.slack, self.services.delivery_health)
 
     async def process_inbox(self) -> bool:
         """True while a backlog remains. Otherwise wait for the next round: under a flood of

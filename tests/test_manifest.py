@@ -16,12 +16,16 @@ SCOPES_BY_METHOD = {
     "chat_update": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
     "users_conversations": {"channels:read", "groups:read"},
+    "conversations_info": {"channels:read", "groups:read"},
+    "conversations_list": {"channels:read", "groups:read"},
+    "conversations_members": {"channels:read", "groups:read"},
     "views_open": set(),
     "views_update": set(),
     "views_publish": set(),
     "auth_test": set(),
 }
-# Scopes no method call shows: slash commands, and alerts in channels the bot never joined.
+# Scopes no method call shows: slash commands, and announcing a change in a public channel
+# the bot never joined (alerts need the bot in the channel: `watch` checks).
 SCOPES_WITHOUT_A_CALL = {"commands", "chat:write.public"}
 
 

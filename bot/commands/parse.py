@@ -9,10 +9,16 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from bot.domain.channels import ChannelName
 from bot.gitlab.refs import ProjectRef, ProjectRefError, parse_project_ref
 
 MAX_COMMAND_LENGTH = 2000
-_CHANNEL = re.compile(r"^<#(?P<id>[CG][A-Z0-9]+)(?:\|[^>]*)?>$|^(?P<raw>[CG][A-Z0-9]{6,})$")
+# `<#C…|name>` (Slack escapes a picked channel so), `#C…` or `C…` by id, `#name` by name
+# (Slack's channel names are lower case, so an upper-case word is an id).
+_CHANNEL = re.compile(
+    r"^<#(?P<id>[CG][A-Z0-9]+)(?:\|[^>]*)?>$|^#?(?P<raw>[CG][A-Z0-9]{6,})$"
+    r"|^#(?P<name>[a-z0-9][a-z0-9._-]{0,79})$"
+)
 
 USAGE = {
     "help": "/mirror help",
@@ -55,7 +61,7 @@ class Command:
     name: str
     project: ProjectRef | None = None
     mirror_id: int | None = None
-    channel_id: str | None = None
+    channel: ChannelName | None = None
     refresh: bool = False
     target_user: str | None = None
 
@@ -147,8 +153,9 @@ def _watch(name: str, args: list[str], gitlab_url: str | None) -> Command:
         match = _CHANNEL.match(args[1])
         if not match:
             raise UsageError(f"`{args[1][:40]}` is not a channel — pick one with #", usage_of(name))
-        channel = match.group("id") or match.group("raw")
-    return Command(name, _project(name, args[0], gitlab_url), channel_id=channel)
+        by_id = match.group("id") or match.group("raw")
+        channel = ChannelName(id=by_id) if by_id else ChannelName(name=match.group("name"))
+    return Command(name, _project(name, args[0], gitlab_url), channel=channel)
 
 
 def _status(name: str, args: list[str], gitlab_url: str | None) -> Command:

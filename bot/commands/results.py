@@ -8,6 +8,7 @@ from datetime import datetime
 from bot.domain.accounts import AccountLink
 from bot.domain.approvals import Approval
 from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
+from bot.domain.project_access import UncheckedProject
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
 from bot.gitlab.models import Project, PullMirror, PushMirror
 
@@ -132,6 +133,7 @@ class StatusReport:
     watched_projects: int
     oldest_observation: datetime | None
     refreshed: bool
+    unchecked: list[UncheckedProject] = field(default_factory=list)  # the monitor cannot
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from bot.commands.results import (
     SyncStarted,
     Watching,
 )
-from bot.domain import monitor
+from bot.domain import monitor, project_access
 from bot.domain.accounts import SlackUser, gitlab_user_of
 from bot.domain.approvals import visible_to
 from bot.domain.changes import (
@@ -39,6 +39,7 @@ from bot.domain.changes import (
     perform_change,
     without_unchanged_toggle,
 )
+from bot.domain.channels import ChannelName, channel_to_watch_into
 from bot.domain.errors import DomainError, NotAllowed
 from bot.domain.mirrors import (
     Operation,
@@ -140,11 +141,19 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         project = await gitlab.get_project(project_ref)
         return PullDetails(project, await gitlab.get_pull_mirror(_canonical(project)))
     if name == "watch":
-        channel = command.channel_id or actor.channel_id
-        info = await services.subscriptions.watch(
-            gitlab, project_ref, team_id=actor.team_id, channel_id=channel, user_id=actor.user_id
+        channel = await channel_to_watch_into(
+            services.channels, command.channel or ChannelName(id=actor.channel_id), actor.user_id
         )
-        return Info(f"<#{channel}> now gets alerts for the mirrors of {info.project_path}")
+        info = await services.subscriptions.watch(
+            gitlab,
+            project_ref,
+            team_id=actor.team_id,
+            channel_id=channel.id,
+            user_id=actor.user_id,
+            channel_name=channel.name,
+        )
+        shown = f"<#{channel.id}|{channel.name}>" if channel.name else f"<#{channel.id}>"
+        return Info(f"{shown} now gets alerts for the mirrors of {info.project_path}")
     if name == "unwatch":
         project = await gitlab.get_project(project_ref)
         removed = await services.subscriptions.unwatch(actor.channel_id, project, by=actor.user_id)
@@ -264,7 +273,8 @@ async def status_report(channel_id: str, services: Services, *, refresh: bool) -
         )
     observations = await services.subscriptions.observations(project_ids)
     oldest = min((o.observed_at for o in observations), default=None)
-    return StatusReport(observations, len(project_ids), oldest, refresh)
+    unchecked = await project_access.unchecked(services.sessions, project_ids)
+    return StatusReport(observations, len(project_ids), oldest, refresh, unchecked)
 
 
 async def _admin_users(command: Command, actor: Actor, services: Services) -> Reply:

@@ -9,13 +9,17 @@ from rich.console import Console
 
 from bot.commands.run import Actor
 from bot.config import Settings
+from bot.console.channels import ConsoleChannelDirectory
 from bot.console.demo import ADA, DEMO_CHANNEL, DEMO_TEAM, Demo
 from bot.console.session import QUIT, ConsoleSession, print_alerts_forever
 from bot.domain import audit
 from bot.domain.accounts import SlackUser
+from bot.domain.channels import ChannelDirectory
 from bot.domain.errors import DomainError
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services, build_services
+from bot.slack.app import build_slack_client
+from bot.slack.channel_directory import SlackChannelDirectory
 from bot.slack_workspace import resolve_team_id
 from bot.store.migrate import upgrade_database
 
@@ -31,6 +35,7 @@ async def run_console(
 ) -> int:
     await asyncio.to_thread(upgrade_database, settings.database_url)
     services = build_services(settings)
+    services.channels = _channel_directory(services, demo)
     alerts: asyncio.Task[None] | None = None
     try:
         actor = await (
@@ -64,6 +69,14 @@ async def run_console(
             with contextlib.suppress(asyncio.CancelledError):
                 await alerts
         await services.close()
+
+
+def _channel_directory(services: Services, demo: Demo | None) -> ChannelDirectory:
+    """Slack's channels when the console runs beside a real workspace (its alerts go
+    there), the console's own otherwise."""
+    if demo is None and services.settings.slack_bot_token is not None:
+        return SlackChannelDirectory(build_slack_client(services))
+    return ConsoleChannelDirectory()
 
 
 async def _demo_actor(services: Services, demo: Demo, as_user: str | None) -> Actor:

@@ -147,7 +147,8 @@ async def _apply(
     for project_id, channel in (
         await session.execute(
             select(Subscription.project_id, Subscription.channel_id).where(
-                Subscription.project_id.in_(project_ids)
+                Subscription.project_id.in_(project_ids),
+                Subscription.broken_at.is_(None),  # Slack refused it for good: see watching
             )
         )
     ).all():

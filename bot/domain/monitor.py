@@ -20,9 +20,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.alerts import ProjectCheck, apply_checks, snapshots
+from bot.domain.project_access import (
+    Readable,
+    Unreadable,
+    paths_to_check,
+    record_access,
+    unreadable,
+)
 from bot.domain.subscriptions import observe_project
 from bot.gitlab.client import GitLabClient
-from bot.gitlab.errors import GitLabError
 from bot.store.db import transaction
 from bot.store.models import ScheduledCheck, Subscription, utcnow
 
@@ -70,38 +76,50 @@ async def check_projects(
 ) -> ScanResult:
     """Read GitLab `concurrency` projects at a time; one writer applies what they saw in
     batches, as it arrives, so the database is never the bottleneck and a failure found
-    early in a long scan alerts at once."""
+    early in a long scan alerts at once. A project that cannot be read is that project's
+    problem (see project_access): the others are checked all the same."""
     started = time.monotonic()
     result = ScanResult()
+    projects = list(projects)
     limit = asyncio.Semaphore(concurrency)
-    seen: asyncio.Queue[ProjectCheck | None] = asyncio.Queue()
+    seen: asyncio.Queue[tuple[ProjectCheck | None, Readable | Unreadable] | None] = asyncio.Queue()
+    read_path = await paths_to_check(sessions, (project_id for project_id, _ in projects))
 
-    async def read(project_id: int, path: str | None) -> None:
+    async def read(project_id: int, known_path: str | None) -> None:
+        path = None if project_id in read_path else known_path
         async with limit:
             try:
                 path, push, pull = await observe_project(gitlab, project_id, path)
-            except GitLabError as exc:
-                result.problems.append(f"project {project_id}: {exc.user_message}")
-                log.warning("could not check project %s: %s", project_id, exc.user_message)
+            except Exception as exc:  # one project's trouble never ends the scan
+                problem = unreadable(project_id, known_path or str(project_id), exc)
+                words = problem.what if problem else getattr(exc, "user_message", repr(exc))
+                result.problems.append(f"project {project_id}: {words}")
+                if problem is None:  # passing (429, 5xx, timeout): the next scan tries again
+                    log.warning("could not check project %s: %s", project_id, words)
+                else:
+                    await seen.put((None, problem))
                 return
-        await seen.put(ProjectCheck(project_id, path, snapshots(push, pull)))
+        check = ProjectCheck(project_id, path, snapshots(push, pull))
+        await seen.put((check, Readable(project_id, path, path_checked=project_id in read_path)))
 
     async def write() -> None:
         done = False
         while not done:
-            checks = []
+            items = []
             item = await seen.get()
             while True:
                 if item is None:
                     done = True
                     break
-                checks.append(item)
-                if len(checks) >= batch or seen.empty():
+                items.append(item)
+                if len(items) >= batch or seen.empty():
                     break
                 item = seen.get_nowait()
+            checks = [check for check, _ in items if check is not None]
             if checks:
                 await apply_checks(sessions, checks, remind_after=remind_after)
                 result.checked += len(checks)
+            await record_access(sessions, [outcome for _, outcome in items])
 
     writer = asyncio.create_task(write())
     try:

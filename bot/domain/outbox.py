@@ -31,6 +31,7 @@ class MessageKind(StrEnum):
     ALERT_UPDATE = "alert_update"  # edit the alert message (thread_of) in place
     ALERT_REMINDER = "alert_reminder"  # a reply in the alert's thread
     ALERT_RECOVERY = "alert_recovery"  # a reply in the alert's thread
+    NOTICE = "notice"  # a message of its own (payload["notice"] names which), in a channel or DM
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,15 @@ async def retry_later(
                 claimed_until=None,
             )
         )
+
+
+async def give_up(session: AsyncSession, message_id: int, *, error: str) -> None:
+    """Stop trying a message Slack refused for good (retrying cannot make it arrive)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status="failed", last_error=error[:500], claimed_until=None)
+    )
 
 
 async def depth(sessions: async_sessionmaker[AsyncSession]) -> int:

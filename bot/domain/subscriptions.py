@@ -5,16 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import audit
+from bot.domain.outbox import MessageKind, enqueue
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import InsufficientRole, PullMirrorNotConfigured
 from bot.gitlab.models import Project, PullMirror, PushMirror
 from bot.gitlab.refs import ProjectRef
 from bot.store.db import transaction
-from bot.store.models import MirrorState, Mute, Subscription, utcnow
+from bot.store.models import (
+    AlertMessage,
+    MirrorState,
+    Mute,
+    OutboxMessage,
+    Subscription,
+    utcnow,
+)
 
 PULL_KEY = "pull"
 
@@ -38,6 +46,21 @@ class SubscriptionInfo:
     project_id: int
     project_path: str
     created_by: str
+    channel_name: str | None = None
+    broken_at: datetime | None = None  # Slack refused its posts for good (see broken_reason)
+    broken_reason: str | None = None
+
+    @staticmethod
+    def of(row: Subscription) -> SubscriptionInfo:
+        return SubscriptionInfo(
+            row.channel_id,
+            row.project_id,
+            row.project_path,
+            row.created_by,
+            row.channel_name,
+            row.broken_at,
+            row.broken_reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,9 +114,17 @@ class Subscriptions:
         self._sessions = sessions
 
     async def watch(
-        self, gitlab: GitLabClient, ref: ProjectRef, *, team_id: str, channel_id: str, user_id: str
+        self,
+        gitlab: GitLabClient,
+        ref: ProjectRef,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        channel_name: str | None = None,
     ) -> SubscriptionInfo:
-        """Subscribe a channel, only if the caller's own token can read the mirrors."""
+        """Subscribe a channel, only if the caller's own token can read the mirrors. The
+        channel was checked (`channel_to_watch_into`): a broken subscription is repaired."""
         project = await gitlab.get_project(ref)
         # Proves the caller's own token can read the mirrors before alerts reveal them.
         await gitlab.list_push_mirrors(ProjectRef.of(project.id, project.path_with_namespace))
@@ -111,6 +142,7 @@ class Subscriptions:
                         project_id=project.id,
                         project_path=project.path_with_namespace,
                         created_by=user_id,
+                        channel_name=channel_name,
                     )
                 )
                 audit.record(
@@ -121,7 +153,16 @@ class Subscriptions:
                     project=project.path_with_namespace,
                     channel=channel_id,
                 )
-        return SubscriptionInfo(channel_id, project.id, project.path_with_namespace, user_id)
+            else:
+                existing.project_path = project.path_with_namespace
+                existing.channel_name = channel_name or existing.channel_name
+                if existing.broken_at is not None:  # watched again into a working channel
+                    existing.broken_at = existing.broken_reason = None
+                    existing.created_by = user_id  # who to tell if it breaks again
+                    await _forget_undelivered_alerts(session, channel_id, project.id)
+        return SubscriptionInfo(
+            channel_id, project.id, project.path_with_namespace, user_id, channel_name
+        )
 
     async def unwatch(self, channel_id: str, project: Project, *, by: str) -> bool:
         async with transaction(self._sessions) as session:
@@ -160,9 +201,7 @@ class Subscriptions:
                     .order_by(Subscription.project_path)
                 )
             ).all()
-        return [
-            SubscriptionInfo(r.channel_id, r.project_id, r.project_path, r.created_by) for r in rows
-        ]
+        return [SubscriptionInfo.of(r) for r in rows]
 
     async def of_channels(self, channel_ids: list[str]) -> list[SubscriptionInfo]:
         if not channel_ids:
@@ -173,9 +212,25 @@ class Subscriptions:
                     select(Subscription).where(Subscription.channel_id.in_(channel_ids))
                 )
             ).all()
-        return [
-            SubscriptionInfo(r.channel_id, r.project_id, r.project_path, r.created_by) for r in rows
-        ]
+        return [SubscriptionInfo.of(r) for r in rows]
+
+    async def broken_for(self, user_id: str, channel_ids: list[str]) -> list[SubscriptionInfo]:
+        """Broken subscriptions the user made, or in channels the user is in."""
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Subscription)
+                    .where(
+                        Subscription.broken_at.is_not(None),
+                        or_(
+                            Subscription.created_by == user_id,
+                            Subscription.channel_id.in_(channel_ids),
+                        ),
+                    )
+                    .order_by(Subscription.project_path)
+                )
+            ).all()
+        return [SubscriptionInfo.of(r) for r in rows]
 
     async def channels_of(self, project_id: int) -> list[str]:
         async with self._sessions() as session:
@@ -295,3 +350,77 @@ async def observe_project(
     except (PullMirrorNotConfigured, InsufficientRole):
         pull = None
     return path, push, pull
+
+
+async def _forget_undelivered_alerts(
+    session: AsyncSession, channel_id: str, project_id: int
+) -> None:
+    """A repaired channel gets the alerts of mirrors failing now: forget this project's
+    open alerts there and the messages Slack refused (their keys free again), so the next
+    check posts them afresh."""
+    states = select(MirrorState.id).where(MirrorState.project_id == project_id)
+    alerts = (
+        await session.scalars(
+            select(AlertMessage).where(
+                AlertMessage.channel_id == channel_id,
+                AlertMessage.mirror_state_id.in_(states),
+                AlertMessage.resolved_at.is_(None),
+            )
+        )
+    ).all()
+    for alert in alerts:
+        await session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.status == "failed",
+                or_(
+                    OutboxMessage.dedupe_key == alert.outbox_key,
+                    OutboxMessage.thread_of == alert.outbox_key,
+                ),
+            )
+        )
+        await session.delete(alert)
+
+
+async def mark_channel_broken(
+    session: AsyncSession, channel_id: str, reason: str, *, now: datetime | None = None
+) -> list[SubscriptionInfo]:
+    """Slack refused a post into `channel_id` for good: its subscriptions stop getting
+    alerts, and each person who made one gets one direct message (through the outbox).
+    Returns the subscriptions this call broke; ones already broken are left alone, so a
+    second failure, or a second replica, tells nobody twice."""
+    now = now or utcnow()
+    rows = (
+        await session.scalars(
+            select(Subscription).where(
+                Subscription.channel_id == channel_id, Subscription.broken_at.is_(None)
+            )
+        )
+    ).all()
+    broken: list[SubscriptionInfo] = []
+    for row in rows:
+        result = await session.execute(
+            update(Subscription)
+            .where(Subscription.id == row.id, Subscription.broken_at.is_(None))
+            .values(broken_at=now, broken_reason=reason[:64])
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            await session.refresh(row)
+            broken.append(SubscriptionInfo.of(row))
+    by_person: dict[str, list[SubscriptionInfo]] = {}
+    for info in broken:
+        by_person.setdefault(info.created_by, []).append(info)
+    for person, theirs in by_person.items():
+        await enqueue(
+            session,
+            key=f"broken:{channel_id}:{person}:{now.isoformat()}",
+            kind=MessageKind.NOTICE,
+            channel_id=person,  # a direct message from the app
+            payload={
+                "notice": "channel_broken",
+                "channel_id": channel_id,
+                "channel_name": theirs[0].channel_name,
+                "reason": reason,
+                "projects": [info.project_path for info in theirs],
+            },
+        )
+    return broken

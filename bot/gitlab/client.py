@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot import metrics
@@ -36,6 +37,7 @@ from bot.gitlab.models import (
 from bot.gitlab.refs import ProjectRef
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 PER_PAGE = 100
 MAX_PAGES = 50
@@ -106,11 +108,11 @@ class GitLabClient:
                 project=project,
             )
         )
-        return [PushMirror.model_validate(item) for item in items]
+        return [_parsed(PushMirror, item) for item in items]
 
     async def get_push_mirror(self, project: ProjectRef, mirror_id: int) -> PushMirror:
         body = await self._json(self._mirror_call("GET", project, mirror_id, ""))
-        return PushMirror.model_validate(body)
+        return _parsed(PushMirror, body)
 
     async def get_push_mirror_public_key(self, project: ProjectRef, mirror_id: int) -> str:
         call = _Call(
@@ -121,7 +123,7 @@ class GitLabClient:
             project=project,
             mirror_id=mirror_id,
         )
-        return PublicKey.model_validate(await self._json(call)).public_key
+        return _parsed(PublicKey, await self._json(call)).public_key
 
     async def create_push_mirror(
         self, project: ProjectRef, attributes: PushMirrorCreate
@@ -135,13 +137,13 @@ class GitLabClient:
             project=project,
             json=attributes.to_params(),
         )
-        return PushMirror.model_validate(await self._json(call))
+        return _parsed(PushMirror, await self._json(call))
 
     async def update_push_mirror(
         self, project: ProjectRef, mirror_id: int, attributes: PushMirrorUpdate
     ) -> PushMirror:
         call = self._mirror_call("PUT", project, mirror_id, "", json=attributes.to_params())
-        return PushMirror.model_validate(await self._json(call))
+        return _parsed(PushMirror, await self._json(call))
 
     async def sync_push_mirror(self, project: ProjectRef, mirror_id: int) -> None:
         # Safe to repeat: GitLab ignores a sync while one runs.
@@ -153,13 +155,13 @@ class GitLabClient:
     # --- pull mirror: /projects/:id/mirror/pull --------------------------------------
 
     async def get_pull_mirror(self, project: ProjectRef) -> PullMirror:
-        return PullMirror.model_validate(await self._json(self._pull_call("GET", project)))
+        return _parsed(PullMirror, await self._json(self._pull_call("GET", project)))
 
     async def configure_pull_mirror(
         self, project: ProjectRef, config: PullMirrorConfig
     ) -> PullMirror:
         call = self._pull_call("PUT", project, json=config.to_params())
-        return PullMirror.model_validate(await self._json(call))
+        return _parsed(PullMirror, await self._json(call))
 
     async def start_pull_mirror(self, project: ProjectRef) -> None:
         # Current GitLab answers 200, its docs say 202: both are success.
@@ -169,14 +171,14 @@ class GitLabClient:
 
     async def get_current_user(self) -> GitLabUser:
         call = _Call("GET", "/user", Route.OTHER, safe_to_repeat=True)
-        return GitLabUser.model_validate(await self._json(call))
+        return _parsed(GitLabUser, await self._json(call))
 
     async def get_current_token(self) -> PersonalAccessToken | None:
         """Scopes and expiry of this token; None where GitLab cannot tell (older versions,
         OAuth or CI tokens)."""
         call = _Call("GET", "/personal_access_tokens/self", Route.OTHER, safe_to_repeat=True)
         try:
-            return PersonalAccessToken.model_validate(await self._json(call))
+            return _parsed(PersonalAccessToken, await self._json(call))
         except (errors.ProjectNotFound, errors.InsufficientRole, errors.ValidationFailed):
             return None
         except errors.GitLabError as exc:
@@ -188,7 +190,7 @@ class GitLabClient:
         call = _Call(
             "GET", f"/projects/{project.api_id}", Route.OTHER, safe_to_repeat=True, project=project
         )
-        return Project.model_validate(await self._json(call))
+        return _parsed(Project, await self._json(call))
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -223,14 +225,7 @@ class GitLabClient:
         )
 
     async def _json(self, call: _Call) -> Any:
-        response = await self._send(call)
-        try:
-            return response.json()
-        except ValueError:
-            raise errors.GitLabError(
-                "GitLab sent an answer that is not JSON — is GITLAB_URL pointing at GitLab?",
-                status=response.status_code,
-            ) from None
+        return _decoded(await self._send(call))
 
     async def _get_all_pages(self, call: _Call) -> list[Any]:
         items: list[Any] = []
@@ -246,9 +241,9 @@ class GitLabClient:
                 params={"per_page": PER_PAGE, "page": page},
             )
             response = await self._send(paged)
-            batch = response.json()
+            batch = _decoded(response)
             if not isinstance(batch, list):
-                raise errors.GitLabError("GitLab sent an unexpected answer (not a list)")
+                raise errors.UnexpectedAnswer("GitLab sent an unexpected answer (not a list)")
             items.extend(batch)
             page = response.headers.get("X-Next-Page") or None
             pages += 1
@@ -406,6 +401,29 @@ def _observe(call: _Call, started: float, response: Answer | None) -> None:
         status or "no answer",
         seconds * 1000,
     )
+
+
+def _decoded(response: Answer) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise errors.UnexpectedAnswer(
+            "GitLab sent an answer that is not JSON — is GITLAB_URL pointing at GitLab, "
+            "or is a sign-in page or proxy in the way?",
+            status=response.status_code,
+        ) from None
+
+
+def _parsed(model: type[M], body: Any) -> M:
+    """The answer as `model`; an answer of another shape is GitLab's (or a proxy's)
+    problem, not a crash. Never the validation text: it quotes values, URLs included."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise errors.UnexpectedAnswer(
+            f"GitLab sent an answer that does not fit its API ({exc.error_count()} fields "
+            f"wrong in a {model.__name__})"
+        ) from None
 
 
 def _body_of(response: Answer) -> object:

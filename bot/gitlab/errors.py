@@ -129,6 +129,11 @@ class PreconditionFailed(GitLabError):
     status = 412
 
 
+class UnexpectedAnswer(GitLabError):
+    """A success status with a body that is not GitLab's API: a sign-in page of an SSO
+    proxy, a truncated answer, a payload of another shape."""
+
+
 class RateLimited(GitLabError):
     status = 429
 

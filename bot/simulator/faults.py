@@ -1,4 +1,5 @@
-"""Fault injection for the GitLab simulator: latency, error statuses, dropped connections."""
+"""Fault injection for the GitLab simulator: latency, error statuses, dropped connections,
+and answers that are not GitLab's (an HTML page with a 200)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["latency", "status", "drop"]
+FaultKind = Literal["latency", "status", "drop", "body"]
 
 
 @dataclass
 class Fault:
-    """One rule. `times=None` applies it to every matching request."""
+    """One rule. `times=None` applies it to every matching request. A "body" fault
+    answers `status` with `body` as `content_type` (an SSO proxy's sign-in page, say)."""
 
     kind: FaultKind
     status: int = 500
@@ -21,6 +23,8 @@ class Fault:
     path: str | None = None  # a regular expression searched in the request path
     method: str | None = None
     times: int | None = 1
+    body: str = ""
+    content_type: str = "text/html; charset=utf-8"
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():

@@ -160,6 +160,21 @@ class GitLabSimulator:
                     }
                 )
                 raise _DroppedConnection("fault injected: connection dropped")
+            elif fault.kind == "body":
+                self.requests.add(RecordedRequest(method, path, None, {}, fault.status, arrived))
+                payload = fault.body.encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": fault.status,
+                        "headers": [
+                            (b"content-type", fault.content_type.encode()),
+                            (b"content-length", str(len(payload)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": payload})
+                return
             else:
                 extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
                 body: Any = (

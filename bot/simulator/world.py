@@ -230,6 +230,13 @@ class World:
             self._by_path[path] = project
             return project
 
+    def rename_project(self, project: SimProject, new_path: str) -> None:
+        """Move the project to a new path (a rename or a transfer); its id stays."""
+        with self.lock:
+            del self._by_path[project.path]
+            project.path = new_path
+            self._by_path[new_path] = project
+
     def add_push_mirror(self, project: SimProject, url: str, **attributes: Any) -> SimPushMirror:
         with self.lock:
             mirror = SimPushMirror(self._id("mirror"), url, **attributes)

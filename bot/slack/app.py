@@ -17,10 +17,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
+from bot.domain.delivery_health import DeliveryHealth
 from bot.services import Services
 from bot.slack import delivery, listeners
 from bot.slack.after_ack import AfterAck
 from bot.slack.identity import BotIdentity
+from bot.slack.outbox_sender import TOKEN_REJECTED
 from bot.slack_workspace import slack_api_base
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class SlackSurface:
     app: AsyncApp
     identity: BotIdentity
     after_ack: AfterAck
+    delivery_health: DeliveryHealth
 
     async def start(self) -> None:
         """Ask Slack who the bot is before the first request needs it."""
@@ -56,6 +59,10 @@ class SlackSurface:
             await self.identity.ask()
         except (SlackApiError, OSError) as exc:  # asked again on the first request
             log.warning("Slack auth.test failed at start-up: %s", exc)
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+            if error in TOKEN_REJECTED:  # on /healthz at once, not at the first alert
+                self.delivery_health.failed(str(error))
+                metrics.SLACK_TOKEN_REJECTED.set(1)
 
     async def stop(self, grace: float) -> None:
         await self.after_ack.drain(grace)
@@ -97,4 +104,4 @@ def build_slack_surface(services: Services, *, verify_requests: bool = True) -> 
 
     app.use(with_services)
     listeners.register(app)
-    return SlackSurface(app, identity, after_ack)
+    return SlackSurface(app, identity, after_ack, services.delivery_health)

@@ -94,6 +94,11 @@ class Subscription(Base):
     project_path: Mapped[str] = mapped_column(String(1024))
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    channel_name: Mapped[str | None] = mapped_column(String(255))  # as Slack named it
+    # Set when Slack refused a post for good (archived, deleted, bot removed); a new
+    # `watch` into a working channel clears it.
+    broken_at: Mapped[datetime | None]
+    broken_reason: Mapped[str | None] = mapped_column(String(64))  # Slack's error code
 
 
 class Mute(Base):
@@ -245,6 +250,23 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the pruner's
     sent_at: Mapped[datetime | None]
+
+
+class ProjectCheck(Base):
+    """Whether the monitor can check a watched project, and the notices that told the
+    watching channels when it could not (one per episode, then at most one a day)."""
+
+    __tablename__ = "project_checks"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project_path: Mapped[str] = mapped_column(String(1024))
+    problem: Mapped[str | None] = mapped_column(String(16))  # None, "lost", "bad_answer", …
+    problem_detail: Mapped[str | None] = mapped_column(Text)
+    problem_since: Mapped[datetime | None]
+    episode: Mapped[int] = mapped_column(Integer, default=0)
+    notices: Mapped[int] = mapped_column(Integer, default=0)  # posted in this episode
+    last_notice_at: Mapped[datetime | None]
+    path_checked_at: Mapped[datetime | None]  # renames are picked up at most a day late
 
 
 class ScheduledCheck(Base):

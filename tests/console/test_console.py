@@ -51,6 +51,12 @@ def test_show_and_key():
     assert key.returncode == 0 and "ssh-ed25519" in key.stdout
 
 
+def test_watch_into_a_named_channel_works_in_the_console():
+    result = console("-c", "watch demo/website #ops")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "#ops now gets alerts for the mirrors of demo/website" in result.stdout
+
+
 def test_bad_input_fails_with_one_line():
     result = console("-c", "show demo/website twelve")
     assert result.returncode == 1

@@ -1,7 +1,13 @@
 """A Slack Web API stand-in on 127.0.0.1 that records every call and response_url post.
 
-Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*), and
-can be told to rate-limit (429 + Retry-After), fail with an API error, or be down.
+Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*,
+conversations.*), and can be told to rate-limit (429 + Retry-After), fail with an API
+error, or be down.
+
+Channels: a channel id nobody set up is a public channel every user of the workspace
+(WORKSPACE_USERS) and the bot are in; `add_channel` makes one with chosen members, and
+`archive`, `delete_channel`, `remove_bot` and `fail_posts` break one, as Slack would
+answer afterwards (`is_archived`, `channel_not_found`, `not_in_channel`, …).
 """
 
 from __future__ import annotations
@@ -19,6 +25,31 @@ from urllib.parse import parse_qsl, urlsplit
 TEAM_ID = "T0TEAM"
 BOT_USER_ID = "UBOT"
 BOT_TOKEN = "xoxb-test-bot-token"
+WORKSPACE_USERS = ("UALICE", "UBOB", "UDAVE", "UADMIN", "UCAROL")
+
+
+@dataclass
+class FakeChannel:
+    id: str
+    name: str
+    members: set[str]
+    is_private: bool = False
+    is_archived: bool = False
+    deleted: bool = False
+    post_error: str | None = None  # every chat.* call into it answers this error
+
+    def visible_to_bot(self) -> bool:
+        return not self.deleted and (not self.is_private or BOT_USER_ID in self.members)
+
+    def as_slack(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": True,
+            "is_private": self.is_private,
+            "is_archived": self.is_archived,
+            "is_member": BOT_USER_ID in self.members,
+        }
 
 
 @dataclass(frozen=True)
@@ -28,6 +59,7 @@ class SlackCall:
     path: str
     token: str | None
     status: int
+    error: str | None = None  # what Slack answered when it refused the call
 
 
 @dataclass
@@ -55,6 +87,7 @@ class SlackStandIn:
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _server: _Server | None = None
     memberships: dict[str, list[str]] = field(default_factory=dict)  # user -> channels
+    channels: dict[str, FakeChannel] = field(default_factory=dict)
     app_token: str = "xapp-test-app-token"
     socket_url: str | None = None  # what apps.connections.open hands out
 
@@ -111,6 +144,57 @@ class SlackStandIn:
         with self._lock:
             self._faults.append(_Fault(method, times, 503))
 
+    # --- channels -----------------------------------------------------------------------
+
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        members: list[str],
+        private: bool = False,
+        bot: bool = True,
+    ) -> FakeChannel:
+        channel = FakeChannel(
+            channel_id, name, set(members) | ({BOT_USER_ID} if bot else set()), private
+        )
+        with self._lock:
+            self.channels[channel_id] = channel
+        return channel
+
+    def channel(self, channel_id: str) -> FakeChannel:
+        with self._lock:
+            if channel_id not in self.channels:
+                self.channels[channel_id] = FakeChannel(
+                    channel_id, channel_id.lower(), {*WORKSPACE_USERS, BOT_USER_ID}
+                )
+            return self.channels[channel_id]
+
+    def archive(self, channel_id: str) -> None:
+        self.channel(channel_id).is_archived = True
+
+    def delete_channel(self, channel_id: str) -> None:
+        self.channel(channel_id).deleted = True
+
+    def remove_bot(self, channel_id: str) -> None:
+        self.channel(channel_id).members.discard(BOT_USER_ID)
+
+    def fail_posts(self, channel_id: str, error: str | None) -> None:
+        """Every chat.* call into the channel answers `error` (None: stop)."""
+        self.channel(channel_id).post_error = error
+
+    def _post_error(self, channel_id: str) -> str | None:
+        if channel_id[:1] in ("U", "W", "D"):  # a direct message
+            return None
+        channel = self.channel(channel_id)
+        if channel.post_error:
+            return channel.post_error
+        if not channel.visible_to_bot():
+            return "channel_not_found"
+        if channel.is_archived:
+            return "is_archived"
+        return None  # a public channel the bot left still takes posts: chat:write.public
+
     def _take_fault(self, method: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -126,6 +210,10 @@ class SlackStandIn:
     def of(self, method: str) -> list[SlackCall]:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.status == 200]
+
+    def refused(self, method: str) -> list[SlackCall]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.status != 200]
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -150,6 +238,12 @@ class SlackStandIn:
         if method != "response_url" and token != self.bot_token:
             return {"ok": False, "error": "invalid_auth"}
         ts = f"{int(time.time())}.{next(self._ts):06d}"
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            error = self._post_error(str(body.get("channel")))
+            if error:
+                return {"ok": False, "error": error}
+        if method.startswith("conversations."):
+            return self._conversations(method, body)
         if method == "auth.test":
             return {
                 "ok": True,
@@ -167,7 +261,14 @@ class SlackStandIn:
                 "message": {"text": body.get("text"), "ts": ts},
             }
         if method == "users.conversations":
-            channels = self.memberships.get(str(body.get("user")), [])
+            user = str(body.get("user"))
+            channels = list(self.memberships.get(user, []))
+            with self._lock:
+                channels += [
+                    c.id
+                    for c in self.channels.values()
+                    if user in c.members and not c.deleted and c.id not in channels
+                ]
             return {
                 "ok": True,
                 "channels": [{"id": c} for c in channels],
@@ -183,6 +284,42 @@ class SlackStandIn:
                 view = json.loads(view)
             return {"ok": True, "view": {**(view or {}), "id": f"V{next(self._ts)}", "hash": "h"}}
         return {"ok": True}
+
+    def _conversations(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        if method == "conversations.list":
+            with self._lock:
+                listed = [
+                    c.as_slack()
+                    for c in self.channels.values()
+                    if c.visible_to_bot()
+                    and not (c.is_archived and str(body.get("exclude_archived")) in ("1", "true"))
+                ]
+            return _page(listed, "channels", body)
+        channel_id = str(body.get("channel"))
+        if channel_id.startswith("D"):
+            if method == "conversations.info":
+                return {"ok": True, "channel": {"id": channel_id, "is_im": True}}
+            return {"ok": False, "error": "method_not_supported_for_channel_type"}
+        channel = self.channel(channel_id)
+        if not channel.visible_to_bot():
+            return {"ok": False, "error": "channel_not_found"}
+        if method == "conversations.info":
+            return {"ok": True, "channel": channel.as_slack()}
+        if method == "conversations.members":
+            return _page(sorted(channel.members), "members", body)
+        return {"ok": False, "error": "unknown_method"}
+
+
+def _page(items: list[Any], key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Cursor pagination as Slack does it (the cursor is opaque; here an offset)."""
+    start = int(body.get("cursor") or 0)
+    size = int(body.get("limit") or 100)
+    following = str(start + size) if start + size < len(items) else ""
+    return {
+        "ok": True,
+        key: items[start : start + size],
+        "response_metadata": {"next_cursor": following},
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -209,6 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")
         fault = stand_in._take_fault(method)
+        error = fault.error if fault else None
         if fault and fault.status != 200:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
             self._reply(
@@ -222,10 +360,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, "ok")
             status = 200
         else:
-            self._reply(200, stand_in.answer(method, body, token))
-            status = 200
+            answer = stand_in.answer(method, body, token)
+            self._reply(200, answer)
+            status = 200 if answer.get("ok") else 400
+            error = answer.get("error")
         with stand_in._lock:
-            stand_in.calls.append(SlackCall(method, body, path, token, status))
+            stand_in.calls.append(SlackCall(method, body, path, token, status, error))
 
     def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()

@@ -210,7 +210,7 @@ def test_a_bad_signature_reaches_no_handler(harness: Harness):
 
 def test_watch_unwatch_watching(linked: Harness):
     linked.command("watch group/app <#CALERTS|alerts>", channel="C1")
-    linked.wait_response("<#CALERTS> now gets alerts for the mirrors of group/app")
+    linked.wait_response("<#CALERTS|calerts> now gets alerts for the mirrors of group/app")
     linked.command("watching", channel="CALERTS")
     linked.wait_response("This channel watches")
     linked.command("watch group/app", user="UDAVE", channel="C2")

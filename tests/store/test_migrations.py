@@ -21,6 +21,7 @@ TABLES = {
     "alert_messages",
     "webhook_inbox",
     "slack_outbox",
+    "project_checks",
 }
 
 

@@ -9,6 +9,7 @@ from bot.commands.actions import AlertActions, MirrorActions, MirrorRef
 from bot.domain.causes import UNKNOWN, Cause, classify
 from bot.domain.outbox import MessageKind
 from bot.domain.subscriptions import PULL_KEY
+from bot.slack.blocks.notices import render_notice
 from bot.slack.blocks.text import (
     SlackMessage,
     actions,
@@ -39,6 +40,8 @@ def _mirror_id(payload: dict[str, Any]) -> int | None:
 
 
 def render_outbox(kind: MessageKind, payload: dict[str, Any]) -> SlackMessage:
+    if kind is MessageKind.NOTICE:
+        return render_notice(payload)
     if kind is MessageKind.ALERT_REMINDER:
         return reminder(payload)
     if kind is MessageKind.ALERT_RECOVERY:

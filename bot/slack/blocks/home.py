@@ -6,8 +6,9 @@ from typing import Any
 
 from bot.commands.actions import MirrorActions, MirrorRef
 from bot.domain.accounts import AccountLink
-from bot.domain.subscriptions import MirrorObservation
+from bot.domain.subscriptions import MirrorObservation, SubscriptionInfo
 from bot.slack.blocks.mirrors import observation_line
+from bot.slack.blocks.notices import channel_refusal, channel_shown
 from bot.slack.blocks.text import (
     actions,
     button,
@@ -18,11 +19,14 @@ from bot.slack.blocks.text import (
 )
 
 MAX_VIEW_BLOCKS = 100
-HEADER_BLOCKS = 4
+HEADER_BLOCKS = 6
 
 
 def home_view(
-    link: AccountLink | None, observations: list[MirrorObservation], watched_projects: int
+    link: AccountLink | None,
+    observations: list[MirrorObservation],
+    watched_projects: int,
+    broken: list[SubscriptionInfo] | None = None,
 ) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Mirrorbot"}}
@@ -39,6 +43,19 @@ def home_view(
         blocks.append(
             section(
                 f":white_check_mark: Linked to GitLab user *{escape(link.gitlab_username)}*{note}."
+            )
+        )
+    if broken:
+        lines = "\n".join(
+            f"• *{escape(b.project_path)}* → {channel_shown(b.channel_id, b.channel_name)}: "
+            f"{channel_refusal(b.broken_reason)}"
+            for b in broken[:20]
+        )
+        blocks.append(section(f":warning: *Alerts that cannot be delivered*\n{lines}"))
+        blocks.append(
+            context(
+                "Invite me back (`/invite @Mirrorbot`) and run `/mirror watch PROJECT` there "
+                "again, or watch the project in another channel."
             )
         )
     rows = sorted(observations, key=lambda o: (not o.is_failing, o.project_path, o.mirror_key))

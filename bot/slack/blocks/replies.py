@@ -29,7 +29,9 @@ from bot.commands.results import (
 from bot.domain.approvals import Approval, Status
 from bot.domain.changes import AttributeChange
 from bot.domain.mirrors import Operation
+from bot.domain.subscriptions import SubscriptionInfo
 from bot.slack.blocks import mirrors as mirror_blocks
+from bot.slack.blocks.notices import channel_refusal
 from bot.slack.blocks.text import (
     MAX_BLOCKS,
     SlackMessage,
@@ -40,6 +42,7 @@ from bot.slack.blocks.text import (
     escape,
     prose,
     section,
+    shorten,
     slack_ago,
     slack_date,
 )
@@ -330,10 +333,7 @@ def watching(reply: Watching) -> SlackMessage:
         )
     blocks: list[dict[str, Any]] = []
     if reply.subscriptions:
-        lines = "\n".join(
-            f"• *{escape(s.project_path)}* (by <@{s.created_by}>)"
-            for s in reply.subscriptions[:100]
-        )
+        lines = "\n".join(_subscription_line(s) for s in reply.subscriptions[:100])
         blocks.append(section(f"*This channel watches*\n{lines}"))
     if reply.mutes:
         lines = "\n".join(
@@ -343,6 +343,18 @@ def watching(reply: Watching) -> SlackMessage:
         )
         blocks.append(section(f"*Muted*\n{lines}"))
     return SlackMessage(f"watching {len(reply.subscriptions)} projects", blocks)
+
+
+def _subscription_line(subscription: SubscriptionInfo) -> str:
+    line = f"• *{escape(subscription.project_path)}* (by <@{subscription.created_by}>)"
+    if subscription.broken_at is None:
+        return line
+    return (
+        f"{line} — :warning: *broken* since {slack_date(subscription.broken_at)}: "
+        f"{channel_refusal(subscription.broken_reason)}; no alerts reach this channel. Invite "
+        f"me (`/invite @Mirrorbot`) and `/mirror watch {escape(subscription.project_path)}` "
+        "again, or watch it elsewhere"
+    )
 
 
 def status_report(reply: StatusReport) -> SlackMessage:
@@ -361,6 +373,17 @@ def status_report(reply: StatusReport) -> SlackMessage:
         f"{len(failing)} failing ({'just refreshed' if reply.refreshed else age})"
     )
     blocks: list[dict[str, Any]] = [section(header)]
+    if reply.unchecked:
+        blocks.append(
+            section(
+                ":warning: *Not checked* — I cannot read these projects:\n"
+                + "\n".join(
+                    f"• *{escape(u.project_path)}* — {escape(shorten(u.what, 200))} "
+                    f"(since {slack_date(u.since)})"
+                    for u in reply.unchecked[:15]
+                )
+            )
+        )
     lines = [mirror_blocks.observation_line(o) for o in rows]
     chunk: list[str] = []
     for line in lines:
@@ -372,7 +395,7 @@ def status_report(reply: StatusReport) -> SlackMessage:
             break
     if chunk and len(blocks) < MAX_BLOCKS - 1:
         blocks.append(section("\n".join(chunk)))
-    shown = sum(len(b["text"]["text"].splitlines()) for b in blocks[1:])
+    shown = sum(len(b["text"]["text"].splitlines()) for b in blocks[1 + bool(reply.unchecked) :])
     if shown < len(rows):
         blocks.append(context(f"{len(rows) - shown} more mirrors not shown"))
     return SlackMessage(f"{len(failing)} of {len(rows)} mirrors failing", blocks)

@@ -32,8 +32,9 @@ async def publish_home(user: SlackUser, client: AsyncWebClient, services: Servic
     subscriptions = await services.subscriptions.of_channels(channels)
     project_ids = sorted({s.project_id for s in subscriptions})
     observations = await services.subscriptions.observations(project_ids)
+    broken = await services.subscriptions.broken_for(user.user_id, channels)
     await client.views_publish(
-        user_id=user.user_id, view=home_view(link, observations, len(project_ids))
+        user_id=user.user_id, view=home_view(link, observations, len(project_ids), broken)
     )
 
 
