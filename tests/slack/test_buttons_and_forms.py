@@ -225,14 +225,14 @@ def test_an_edit_refused_by_validation_keeps_the_form_open_and_changes_nothing(
     mirror.mirror_branch_regex = "^release/"
     linked.command(f"edit group/app {mirror.id}")
     view = opened_view(linked, Views.EDIT_PUSH_MIRROR, method="views.update")
-    refused = linked.agent.submit(view, form_values(regex="(unclosed", options=()))
+    refused = linked.agent.submit(view, form_values(regex="(unclosed"))
     assert refused.json()["response_action"] == "errors"
     assert set(refused.json()["errors"]) == {Fields.BRANCH_REGEX.value}
     assert linked.gitlab.requests.matching("PUT", "/remote_mirrors") == []
-    fixed = linked.agent.submit(view, form_values(regex="^main$", options=()))
+    fixed = linked.agent.submit(view, form_values(regex="^main$"))
     assert fixed.text == ""
     linked.wait_post("<@UALICE> updated push mirror")
-    assert mirror.mirror_branch_regex == "^main$" and mirror.enabled is False
+    assert mirror.mirror_branch_regex == "^main$" and mirror.enabled is True
 
 
 def test_pull_config_needs_approval_and_keeps_the_password_secret(linked: Harness):
@@ -289,7 +289,7 @@ def approve_the_card(h: Harness, contains: str, *, channel: str = "C1") -> None:
         user="UBOB",
         channel=channel,
     )
-    h.wait_post("executed by <@UBOB>", method="chat.update")
+    h.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
 
 
 def test_an_emptied_pull_mirror_branch_filter_is_removed(linked: Harness):
