@@ -30,3 +30,13 @@ MONITOR_CYCLE = Histogram(
     "Duration of one scan of every watched project",
     buckets=(1, 5, 10, 30, 60, 120, 300, 600),
 )
+BACKGROUND_PASSES = Counter(
+    "mirrorbot_background_passes_total",
+    "Passes of each background loop (outbox, inbox, checks, monitor, approvals), done or failed",
+    ["loop"],
+)
+BACKGROUND_FAILURES = Counter(
+    "mirrorbot_background_failures_total",
+    "Passes of a background loop that raised; the loop goes on with its next pass",
+    ["loop"],
+)

@@ -17,22 +17,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.domain import outbox
-from bot.domain.outbox import MessageKind, PendingMessage
+from bot.domain.outbox import MessageKind, OutboxRetry, PendingMessage
 from bot.slack.blocks.alerts import render_outbox
 
 log = logging.getLogger(__name__)
 
 
-async def send_due(sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient) -> int:
+async def send_due(
+    sessions: async_sessionmaker[AsyncSession],
+    client: AsyncWebClient,
+    retry: OutboxRetry = outbox.DEFAULT_RETRY,
+) -> int:
     """Send what is due; returns how many messages were claimed."""
     messages = await outbox.claim_due(sessions)
     for message in messages:
-        await _send(sessions, client, message)
+        await _send(sessions, client, message, retry)
     return len(messages)
 
 
 async def _send(
-    sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient, message: PendingMessage
+    sessions: async_sessionmaker[AsyncSession],
+    client: AsyncWebClient,
+    message: PendingMessage,
+    retry: OutboxRetry,
 ) -> None:
     parent: str | None = None
     if message.thread_of is not None:
@@ -47,7 +54,7 @@ async def _send(
             )
             return
         if parent is None:
-            await outbox.retry_later(sessions, message, error=f"the alert is {status}")
+            await outbox.retry_later(sessions, message, error=f"the alert is {status}", retry=retry)
             return
     rendered = render_outbox(message.kind, message.payload).as_kwargs()
     try:
@@ -72,13 +79,13 @@ async def _send(
             )
         else:
             log.warning("Slack refused outbox message %s: %s", message.dedupe_key, error)
-            await outbox.retry_later(sessions, message, error=error)
+            await outbox.retry_later(sessions, message, error=error, retry=retry)
         return
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         log.warning(
             "Slack unreachable for outbox message %s: %s", message.dedupe_key, type(exc).__name__
         )
-        await outbox.retry_later(sessions, message, error=type(exc).__name__)
+        await outbox.retry_later(sessions, message, error=type(exc).__name__, retry=retry)
         return
     await outbox.mark_sent(sessions, message.id, ts)
     if message.kind is MessageKind.ALERT:

@@ -1,7 +1,8 @@
 """A Slack Web API stand-in on 127.0.0.1 that records every call and response_url post.
 
 Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*), and
-can be told to rate-limit (429 + Retry-After), fail with an API error, or be down.
+can be told to rate-limit (429 + Retry-After), fail with an API error, be down (503), or
+drop the connection without an answer. Every `ts` it hands out is distinct.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 TEAM_ID = "T0TEAM"
 BOT_USER_ID = "UBOT"
 BOT_TOKEN = "xoxb-test-bot-token"
+DROPPED = 0  # the status recorded for a call whose connection was dropped
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class SlackCall:
     path: str
     token: str | None
     status: int
+    answer: dict[str, Any] | None = None  # what the Web API method answered
+
+    @property
+    def ts(self) -> str | None:
+        """The message ts Slack gave (postMessage) or kept (update)."""
+        return str(self.answer["ts"]) if self.answer and "ts" in self.answer else None
 
 
 @dataclass
@@ -111,6 +119,15 @@ class SlackStandIn:
         with self._lock:
             self._faults.append(_Fault(method, times, 503))
 
+    def drop(self, method: str = "*", times: int = 1) -> None:
+        """Close the connection without an answer (recorded with status 0)."""
+        with self._lock:
+            self._faults.append(_Fault(method, times, DROPPED))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def _take_fault(self, method: str) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -139,6 +156,10 @@ class SlackStandIn:
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()
+
+    def _record(self, call: SlackCall) -> None:
+        with self._lock:
+            self.calls.append(call)
 
     # --- answers ------------------------------------------------------------------------
 
@@ -209,23 +230,27 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")
         fault = stand_in._take_fault(method)
+        # Recorded before the answer goes out, so whoever sees the answer sees the call.
+        if fault and fault.status == DROPPED:
+            stand_in._record(SlackCall(method, body, path, token, DROPPED))
+            self.close_connection = True
+            return
         if fault and fault.status != 200:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            stand_in._record(SlackCall(method, body, path, token, fault.status))
             self._reply(
                 fault.status, {"ok": False, "error": fault.error or "service_unavailable"}, headers
             )
-            status = fault.status
         elif fault:
+            stand_in._record(SlackCall(method, body, path, token, 400))  # not delivered
             self._reply(200, {"ok": False, "error": fault.error})
-            status = 400  # recorded as not delivered
         elif method == "response_url":
+            stand_in._record(SlackCall(method, body, path, token, 200))
             self._reply(200, "ok")
-            status = 200
         else:
-            self._reply(200, stand_in.answer(method, body, token))
-            status = 200
-        with stand_in._lock:
-            stand_in.calls.append(SlackCall(method, body, path, token, status))
+            answer = stand_in.answer(method, body, token)
+            stand_in._record(SlackCall(method, body, path, token, 200, answer))
+            self._reply(200, answer)
 
     def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
