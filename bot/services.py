@@ -39,6 +39,7 @@ class Services:
     follow: FollowTiming
     # One budget per process for the service token: the monitor and `status --refresh`.
     budget: RequestBudget
+    retry: RetryPolicy | None = None  # every client's, the service token's included
 
     @property
     def approval_required(self) -> frozenset[Operation]:
@@ -51,7 +52,9 @@ class Services:
         token = self.settings.gitlab_service_token
         if token is None:
             return None
-        return GitLabClient(self.gitlab_http, token.get_secret_value(), budget=self.budget)
+        return GitLabClient(
+            self.gitlab_http, token.get_secret_value(), self.retry, budget=self.budget
+        )
 
     async def close(self) -> None:
         await self.gitlab_http.aclose()
@@ -75,4 +78,5 @@ def build_services(
         subscriptions=Subscriptions(sessions),
         follow=follow or FollowTiming(),
         budget=RequestBudget(settings.mirrorbot_gitlab_requests_per_minute),
+        retry=retry,
     )

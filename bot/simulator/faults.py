@@ -21,6 +21,7 @@ class Fault:
     path: str | None = None  # a regular expression searched in the request path
     method: str | None = None
     times: int | None = 1
+    hits: int = 0  # how many requests it has applied to, for tests to wait on
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -54,6 +55,7 @@ class FaultPlan:
                 if not fault.matches(method, path):
                     continue
                 taken.append(fault)
+                fault.hits += 1
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:
