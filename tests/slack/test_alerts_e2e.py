@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+import sqlalchemy
 from sqlalchemy import select
 
 from bot.commands.actions import AlertActions, MirrorRef
 from bot.domain.subscriptions import push_key
 from bot.simulator.world import SimPushMirror
 from bot.store.crypto import generate_key
+from bot.store.db import sync_url
 from bot.store.models import OutboxMessage, WebhookEvent
 from tests.conftest import ALICE_TOKEN
 from tests.fakes.slack import SlackCall
@@ -254,13 +256,11 @@ def test_the_webhook_answers_only_post(harness: Harness):
     assert response.headers["allow"] == "POST"
 
 
-def test_an_event_that_cannot_be_stored_is_refused_with_503(harness: Harness, monkeypatch):
-    import bot.domain.inbox as inbox
-
-    async def broken_insert(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(inbox, "insert_events", broken_insert)
+def test_an_event_that_cannot_be_stored_is_refused_with_503(harness: Harness):
+    engine = sqlalchemy.create_engine(sync_url(harness.settings.database_url))
+    with engine.begin() as connection:  # the database refuses the insert: its table is gone
+        connection.execute(sqlalchemy.text("DROP TABLE webhook_inbox"))
+    engine.dispose()
     response = send_webhook(harness, {"object_kind": "push", "project_id": 1})
     assert response.status_code == 503
     assert "could not be stored" in response.json()["error"]
