@@ -1,4 +1,5 @@
-"""Fault injection for the GitLab simulator: latency, error statuses, dropped connections."""
+"""Fault injection for the GitLab simulator: latency, error statuses, dropped connections,
+and requests held unanswered until the test releases them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["latency", "status", "drop"]
+FaultKind = Literal["latency", "status", "drop", "hold"]
 
 
 @dataclass
@@ -22,6 +23,11 @@ class Fault:
     method: str | None = None
     times: int | None = 1
     hits: int = 0  # how many requests it has applied to, for tests to wait on
+    released: threading.Event = field(default_factory=threading.Event)  # for "hold"
+
+    def release(self) -> None:
+        """Let the requests a "hold" fault keeps (and any later ones) be answered."""
+        self.released.set()
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -44,6 +50,8 @@ class FaultPlan:
 
     def clear(self) -> None:
         with self._lock:
+            for fault in self._faults:
+                fault.release()
             self._faults.clear()
             self.latency = 0.0
 
