@@ -4,8 +4,9 @@
 with the GitLab simulator answering after 1 s. Every request must be acknowledged well
 inside Slack's 3 s, and every reply must later reach its response_url.
 
-Baseline: answering only after the GitLab call (what a handler that does its work before
-the ack would do), measured on the same simulator at the same concurrency.
+Baseline: a handler that works before it acks — a bare ASGI app of its own (below) that
+reads the project's push mirrors from GitLab and only then answers — sent the same
+requests by the same load generator at the same concurrency, on the same simulator.
 
     python bench/ack.py            # 500 requests, 1 s GitLab latency
     python bench/ack.py --tiny     # 30 requests (CI)
@@ -34,16 +35,36 @@ from common import (
     SlackStandIn,
     bot_env,
     cpu_seconds,
+    free_port,
     mirrorbot,
     percentile,
     start_gitlab,
     table,
     world_with_projects,
+    write_figures,
 )
 from loadgen import closed_loop, encode_post
 from slack_sdk.signature import SignatureVerifier
 
 from bot.commands.actions import MirrorActions, MirrorRef
+
+# The baseline: answers Slack only after the GitLab read each command needs.
+WORK_THEN_ACK_APP = """
+import sys, httpx, uvicorn
+port, gitlab_url, project_id, token = sys.argv[1:5]
+client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100))
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await client.get(f"{gitlab_url}/api/v4/projects/{project_id}/remote_mirrors",
+                     headers={"PRIVATE-TOKEN": token})
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="critical")
+"""
 
 
 def signed(body: str) -> dict[str, str]:  # valid for 5 minutes, as Slack allows
@@ -112,15 +133,14 @@ async def fire(url: str, requests: list[dict[str, str]], concurrency: int, serve
 
 
 def fire_from_another_process(
-    serve: Serve, requests: list[dict[str, str]], concurrency: int
+    url: str, pid: int, requests: list[dict[str, str]], concurrency: int
 ) -> Load:
     """The load comes from its own process, so it does not share a GIL with the simulator
     and the Slack stand-in running here."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(requests, file)
-    url, pid = f"{serve.url}/slack/events", str(serve.process.pid)
     output = subprocess.run(
-        [sys.executable, __file__, "--generate", url, file.name, str(concurrency), pid],
+        [sys.executable, __file__, "--generate", url, file.name, str(concurrency), str(pid)],
         capture_output=True,
         text=True,
         check=True,
@@ -129,23 +149,29 @@ def fire_from_another_process(
     return Load(**json.loads(output.stdout))
 
 
-async def baseline(gitlab_url: str, project_id: int, count: int, concurrency: int) -> list[float]:
-    """Answer after GitLab: the time of the GitLab read the command needs."""
-    limit = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=30) as client:
-
-        async def one() -> None:
-            async with limit:
-                started = time.monotonic()
-                await client.get(
-                    f"{gitlab_url}/api/v4/projects/{project_id}/remote_mirrors",
-                    headers={"PRIVATE-TOKEN": USER_TOKEN},
-                )
-                latencies.append(time.monotonic() - started)
-
-        await asyncio.gather(*(one() for _ in range(count)))
-    return latencies
+def work_then_ack_baseline(
+    gitlab_url: str, project_id: int, requests: list[dict[str, str]], concurrency: int
+) -> Load:
+    """The same requests against the baseline app, which reads GitLab before answering."""
+    port = free_port()
+    command = [sys.executable, "-c", WORK_THEN_ACK_APP, str(port), gitlab_url, str(project_id)]
+    process = subprocess.Popen([*command, USER_TOKEN])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the baseline server did not start") from None
+                time.sleep(0.1)
+        return fire_from_another_process(
+            f"http://127.0.0.1:{port}/slack/events", process.pid, requests, concurrency
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def ms(seconds: float) -> float:
@@ -158,6 +184,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=25)
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--figures", help="also write the figures to this JSON file")
     parser.add_argument("--generate", nargs=4, metavar=("URL", "FILE", "CONCURRENCY", "PID"))
     args = parser.parse_args()
     if args.generate:
@@ -188,7 +215,9 @@ def main() -> int:
                     bodies.append(command_body(f"{text} {target}", response_url))
             requests = [{"body": body, "headers": signed(body)} for body in bodies]
             started, cpu_before = time.monotonic(), cpu_seconds(serve.process.pid)
-            load = fire_from_another_process(serve, requests, args.concurrency)
+            load = fire_from_another_process(
+                f"{serve.url}/slack/events", serve.process.pid, requests, args.concurrency
+            )
             acks = load.latencies
             slack.wait_for(lambda: len(slack.of("response_url")) >= args.requests, timeout=300)
             all_replied = time.monotonic() - started
@@ -196,9 +225,7 @@ def main() -> int:
             replies = len(slack.of("response_url"))
         finally:
             serve.stop()
-    inline = asyncio.run(
-        baseline(simulator.url, project.id, min(args.requests, 200), args.concurrency)
-    )
+    inline = work_then_ack_baseline(simulator.url, project.id, requests, args.concurrency).latencies
     simulator.stop()
     slack.stop()
     print(
@@ -228,6 +255,17 @@ def main() -> int:
         f"{replies} replies reached their response_url within {all_replied:.1f} s, "
         f"the server using {cpu_in_all / args.requests * 1000:.2f} ms of CPU per request "
         "in all"
+    )
+    write_figures(
+        args.figures,
+        {
+            "requests": args.requests,
+            "replies": replies,
+            "ack_ms": {"p50": ms(percentile(acks, 50)), "max": ms(max(acks))},
+            "baseline_ms": {"p50": ms(percentile(inline, 50)), "max": ms(max(inline))},
+            "acks_over_3s": sum(1 for a in acks if a > 3),
+            "gitlab_latency_ms": ms(args.latency),
+        },
     )
     return 0 if replies >= args.requests else 1
 

@@ -6,6 +6,7 @@ and prints its figures next to its baseline's from the same run.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -55,6 +56,12 @@ def world_with_projects(
             world.succeed_at(mirror, world.clock())
         projects.append(project)
     return world, projects
+
+
+def write_figures(path: str | None, figures: dict[str, Any]) -> None:
+    """The run's figures as JSON (`--figures PATH`), for tests/test_bench.py to check."""
+    if path:
+        Path(path).write_text(json.dumps(figures, default=float))
 
 
 def free_port() -> int:

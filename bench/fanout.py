@@ -33,6 +33,7 @@ from common import (
     start_gitlab,
     table,
     world_with_projects,
+    write_figures,
 )
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import create_engine
@@ -126,6 +127,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--figures", help="also write the figures to this JSON file")
     args = parser.parse_args()
     if args.tiny:
         args.projects, args.rounds = 20, 1
@@ -171,6 +173,17 @@ def main() -> int:
                 ("speed-up vs baseline", baseline / ours, 1.0),
             ],
         )
+    )
+    write_figures(
+        args.figures,
+        {
+            "projects": args.projects,
+            "seconds": ours,
+            "requests": requests,
+            "baseline_seconds": baseline,
+            "baseline_requests": baseline_requests,
+            "times_ideal": ours / ideal,
+        },
     )
     return 0
 

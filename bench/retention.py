@@ -334,7 +334,7 @@ def drop_postgres(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
-def bench_backend(name: str, url: str, events: int) -> bool:
+def bench_backend(name: str, url: str, events: int, figures: dict[str, Any]) -> bool:
     upgrade_database(url)
     started = time.perf_counter()
     fill(url, events)
@@ -378,6 +378,11 @@ def bench_backend(name: str, url: str, events: int) -> bool:
         f"({pruned.rows}) in {prune_seconds:.2f} s, {batches} batches, "
         f"{prune_seconds / batches * 1000:.1f} ms per batch (one transaction each)"
     )
+    figures[name] = {
+        "rows_before": {t: before[t][0] for t in TABLES},
+        "rows_after": {t: after[t][0] for t in TABLES},
+        "pruned": pruned.total,
+    }
     return all(after[t][0] < before[t][0] and after[t][1] < before[t][1] for t in TABLES)
 
 
@@ -386,6 +391,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--figures", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     if args.tiny:
         args.events, args.no_postgres = 2_000, True
@@ -398,17 +404,19 @@ def main() -> int:
         f"payload stored per push event: mirrorbot 0 bytes, baseline (main) {payload:,} bytes "
         f"for a push of 3 commits ({payload * args.events / 2**20:,.0f} MB for all events)"
     )
-    shrunk = True
+    shrunk, figures = True, {"events": args.events}
     with tempfile.TemporaryDirectory() as folder:
         backends = [("sqlite", f"sqlite:///{Path(folder) / 'bench.db'}")]
         if not args.no_postgres:
             backends.append(("postgres", fresh_postgres()))
         for name, url in backends:
             try:
-                shrunk = bench_backend(name, url, args.events) and shrunk
+                shrunk = bench_backend(name, url, args.events, figures) and shrunk
             finally:
                 if name == "postgres":
                     drop_postgres(url)
+    if args.figures:
+        args.figures.write_text(json.dumps(figures))
     if not shrunk:
         print("\nFAILED: pruning did not shrink every table")
     return 0 if shrunk else 1

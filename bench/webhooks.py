@@ -2,7 +2,11 @@
 
 Push events are sent open-loop at each rate for a few seconds to `mirrorbot serve`; the
 figures are the accepted rate and the latency of the 200s. Then `kill -9` in the middle
-of a run and a restart: every event that got a 200 must be processed, none twice.
+of a run and a restart: every event that got a 200 must be processed, none twice. That
+run's events each name a project of their own, all watched, so processing an event
+leaves its own trace: the checks it schedules for its project. An event processed twice
+schedules them twice; one marked processed but never processed schedules none. The
+exit status is non-zero unless every acknowledged event was processed exactly once.
 Memory: the server's resident set when idle and its peak under this load.
 
 Baseline: the same load against a bare ASGI endpoint that answers 200 and stores nothing
@@ -26,11 +30,25 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from common import Serve, SlackStandIn, bot_env, cpu_seconds, free_port, percentile, table
+from common import (
+    Serve,
+    SlackStandIn,
+    bot_env,
+    cpu_seconds,
+    free_port,
+    percentile,
+    table,
+    write_figures,
+)
 from loadgen import encode_post, open_loop
 from sqlalchemy import create_engine, text
 
 from bot.store.db import sync_url
+from bot.store.migrate import upgrade_database
+from bot.store.models import Subscription
+from bot.workers import WorkerTiming
+
+CHECKS_PER_EVENT = len(WorkerTiming().push_check_delays)  # what `serve` schedules per push
 
 SECRET = "bench-webhook-secret"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -54,16 +72,19 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="critical")
 # --- the load generator (its own process) --------------------------------------------------
 
 
-async def generate(url: str, rate: int, seconds: float) -> dict:
-    body = json.dumps(
-        {
+async def generate(url: str, rate: int, seconds: float, distinct: bool = False) -> dict:
+    """Open-loop push events; with `distinct`, event n is a push to project n + 1."""
+
+    def body(n: int) -> bytes:
+        event = {
             "object_kind": "push",
             "event_name": "push",
-            "project_id": 999999,
+            "project_id": n + 1 if distinct else 999999,
             "ref": "refs/heads/main",
             "commits": [],
         }
-    ).encode()
+        return json.dumps(event).encode()
+
     keys = [str(uuid.uuid4()) for _ in range(int(rate * seconds))]
     requests = [
         encode_post(
@@ -75,9 +96,9 @@ async def generate(url: str, rate: int, seconds: float) -> dict:
                 "Idempotency-Key": key,
                 "X-Gitlab-Event-UUID": key,
             },
-            body,
+            body(n),
         )
-        for key in keys
+        for n, key in enumerate(keys)
     ]
     outcomes, elapsed = await open_loop(url, requests, rate)
     results = [(keys[o.index], o.status, o.seconds) for o in outcomes]
@@ -128,6 +149,43 @@ def inbox_state(database_url: str) -> tuple[int, int, set[str]]:
     return len(rows), sum(1 for _, done in rows if done), {key for key, _ in rows}
 
 
+def processing_counts(database_url: str) -> dict[str, int]:
+    """Delivery key → how many times its event was processed (checks it scheduled for its
+    own project / checks per event); 0 for a stored event not (or not really) processed."""
+    engine = create_engine(sync_url(database_url))
+    with engine.connect() as connection:
+        events = connection.execute(
+            text("SELECT delivery_key, project_id FROM webhook_inbox")
+        ).all()
+        checks = dict(
+            connection.execute(
+                text("SELECT project_id, count(*) FROM scheduled_checks GROUP BY project_id")
+            ).all()
+        )
+    engine.dispose()
+    return {key: checks.get(project, 0) // CHECKS_PER_EVENT for key, project in events}
+
+
+def watch_projects(database_url: str, count: int) -> None:
+    upgrade_database(database_url)
+    engine = create_engine(sync_url(database_url))
+    with engine.begin() as connection:
+        connection.execute(
+            Subscription.__table__.insert(),
+            [
+                {
+                    "slack_team_id": "T",
+                    "channel_id": "C",
+                    "project_id": n + 1,
+                    "project_path": f"bench/p{n + 1}",
+                    "created_by": "U",
+                }
+                for n in range(count)
+            ],
+        )
+    engine.dispose()
+
+
 def bench_backend(
     name: str, database_url: str, rates: list[int], seconds: float, slack: SlackStandIn
 ) -> tuple[list[tuple[str, dict]], dict]:
@@ -158,8 +216,9 @@ def bench_backend(
 
 def crash_and_restart(database_url: str, rate: int, seconds: float, slack: SlackStandIn) -> dict:
     """kill -9 in the middle of a run; after a restart every 200 is processed, once."""
+    watch_projects(database_url, int(rate * seconds))
     env = bot_env(database_url, "http://127.0.0.1:9", slack)
-    env.pop("GITLAB_SERVICE_TOKEN")
+    env.pop("GITLAB_SERVICE_TOKEN")  # no checks run: the ones scheduled stay to be counted
     env["GITLAB_WEBHOOK_SECRET"] = SECRET
     serve = Serve(env)
     generator = subprocess.Popen(
@@ -170,6 +229,7 @@ def crash_and_restart(database_url: str, rate: int, seconds: float, slack: Slack
             f"{serve.url}/gitlab/webhook",
             str(rate),
             str(seconds),
+            "--distinct",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -184,12 +244,13 @@ def crash_and_restart(database_url: str, rate: int, seconds: float, slack: Slack
     acknowledged = {key for key, status, _ in results if status == 200}
     restarted = Serve(env)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + max(30.0, seconds * 20)
         while True:
             total, processed, keys = inbox_state(database_url)
             if processed == total or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
+        times_processed = processing_counts(database_url)
     finally:
         restarted.stop()
     return {
@@ -197,7 +258,8 @@ def crash_and_restart(database_url: str, rate: int, seconds: float, slack: Slack
         "stored": total,
         "processed": processed,
         "lost": len(acknowledged - keys),
-        "duplicates": total - len(keys),
+        "not_processed": sum(1 for key in acknowledged if times_processed.get(key, 0) == 0),
+        "processed_twice": sum(1 for n in times_processed.values() if n > 1),
     }
 
 
@@ -221,11 +283,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--figures", help="also write the figures to this JSON file")
     parser.add_argument("--generate", nargs=3, metavar=("URL", "RATE", "SECONDS"))
+    parser.add_argument("--distinct", action="store_true", help="with --generate")
     args = parser.parse_args()
     if args.generate:
         url, rate, seconds = args.generate
-        print(json.dumps(asyncio.run(generate(url, int(rate), float(seconds)))))
+        print(json.dumps(asyncio.run(generate(url, int(rate), float(seconds), args.distinct))))
         return 0
     if args.tiny:
         args.rates, args.seconds, args.no_postgres = "100", 1.0, True
@@ -258,10 +322,28 @@ def main() -> int:
         )
     print(
         f"\nkill -9 mid-run: {crash['acknowledged']} answered 200, {crash['stored']} stored, "
-        f"{crash['processed']} processed after restart, {crash['lost']} lost, "
-        f"{crash['duplicates']} duplicates"
+        f"{crash['processed']} marked processed after restart; {crash['lost']} lost, "
+        f"{crash['not_processed']} answered 200 but not processed, "
+        f"{crash['processed_twice']} processed twice (counted by the checks each scheduled)"
     )
-    return 0 if crash["lost"] == 0 and crash["duplicates"] == 0 else 1
+    write_figures(
+        args.figures,
+        {
+            "rates": dict(rows),
+            "baseline": dict(
+                zip([label for label, _ in rows], baseline * len(memory), strict=False)
+            ),
+            "memory": memory,
+            "crash": crash,
+        },
+    )
+    every_ack_processed_once = (
+        crash["acknowledged"] > 0
+        and crash["lost"] == 0
+        and crash["not_processed"] == 0
+        and crash["processed_twice"] == 0
+    )
+    return 0 if every_ack_processed_once else 1
 
 
 if __name__ == "__main__":

@@ -44,3 +44,13 @@ PROJECTS_NOT_CHECKED = Gauge(
     "Watched projects the monitor could not check in its last look, by problem",
     ["problem"],
 )
+BACKGROUND_PASSES = Counter(
+    "mirrorbot_background_passes_total",
+    "Passes of each background loop (outbox, inbox, checks, monitor, approvals), done or failed",
+    ["loop"],
+)
+BACKGROUND_FAILURES = Counter(
+    "mirrorbot_background_failures_total",
+    "Passes of a background loop that raised; the loop goes on with its next pass",
+    ["loop"],
+)

@@ -44,6 +44,7 @@ class Services:
     # Where `watch` checks channels: Slack's directory in the server, the console's own.
     channels: ChannelDirectory = field(default_factory=lambda: NoChannelDirectory())
     delivery_health: DeliveryHealth = field(default_factory=DeliveryHealth)
+    retry: RetryPolicy | None = None  # every client's, the service token's included
 
     @property
     def approval_required(self) -> frozenset[Operation]:
@@ -56,7 +57,9 @@ class Services:
         token = self.settings.gitlab_service_token
         if token is None:
             return None
-        return GitLabClient(self.gitlab_http, token.get_secret_value(), budget=self.budget)
+        return GitLabClient(
+            self.gitlab_http, token.get_secret_value(), self.retry, budget=self.budget
+        )
 
     async def close(self) -> None:
         await self.gitlab_http.aclose()
@@ -93,4 +96,5 @@ def build_services(
         subscriptions=Subscriptions(sessions),
         follow=follow or FollowTiming(),
         budget=RequestBudget(settings.mirrorbot_gitlab_requests_per_minute),
+        retry=retry,
     )

@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain import inbox, monitor, retention
+from bot.domain.outbox import OutboxRetry
 from bot.gitlab.client import GitLabClient
 from bot.services import Services
 from bot.slack.background import sweep_approvals_once
@@ -42,6 +43,7 @@ class WorkerTiming:
     approvals_every: float = 15.0
     retention_every: float = 3600.0
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
+    outbox_retry: OutboxRetry = field(default_factory=OutboxRetry)
 
 
 class Workers:
@@ -90,7 +92,12 @@ class Workers:
             await asyncio.wait_for(self.deliver_outbox(), timeout=3)
 
     async def deliver_outbox(self) -> int:
-        return await send_due(self.services.sessions, self.slack, self.services.delivery_health)
+        return await send_due(
+            self.services.sessions,
+            self.slack,
+            self.services.delivery_health,
+            self.timing.outbox_retry,
+        )
 
     async def process_inbox(self) -> bool:
         """True while a backlog remains. Otherwise wait for the next round: under a flood of
@@ -164,6 +171,8 @@ async def _forever(name: str, work: Callable[[], Awaitable[object]], every: floa
             busy = await work()
         except Exception:
             log.exception("background loop %s failed", name)
+            metrics.BACKGROUND_FAILURES.labels(name).inc()
             busy = 0
+        metrics.BACKGROUND_PASSES.labels(name).inc()
         if not busy:
             await asyncio.sleep(every)

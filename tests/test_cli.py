@@ -232,7 +232,6 @@ def test_audit_filters_by_project_and_time(env):
 
     from sqlalchemy import create_engine
 
-    from bot.domain import audit
     from bot.store.db import sync_url
     from bot.store.models import AuditEntry
 
@@ -255,8 +254,10 @@ def test_audit_filters_by_project_and_time(env):
     result = mirrorbot(env, "audit", "--project", "group/app", "--since", since)
     lines = [json_module.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0 and len(lines) == 1
-    assert lines[0]["project"] == "group/app" and lines[0]["operation"] == "sync"
-    assert callable(audit.as_json_line)
+    [line] = lines
+    assert line["project"] == "group/app" and line["operation"] == "sync"
+    assert line["actor"] == "U1" and line["event"] == "executed"
+    assert datetime.fromisoformat(line["at"]) >= datetime.now(UTC) - timedelta(days=1)
 
 
 # --- an empty value is a missing one -----------------------------------------------------
@@ -388,3 +389,55 @@ def test_the_console_acting_as_someone_leaves_a_trace(env):
     assert [line["subject"] for line in acted] == ["UALICE", "UBOB"]
     assert {line["actor"] for line in acted} == {f"console:{getpass.getuser()}"}
     assert {line["channel"] for line in acted} == {"CCONSOLE"}
+
+
+def test_key_rotation_re_encrypts_pending_approvals_holding_a_pull_mirror_password(env):
+    import asyncio
+    import json as json_module
+
+    from sqlalchemy import create_engine, text
+
+    from bot.domain.approvals import Approvals
+    from bot.domain.mirrors import Operation, OperationRequest
+    from bot.store.crypto import SecretKeyError, TokenCipher
+    from bot.store.db import create_engine as create_async_engine
+    from bot.store.db import session_factory, sync_url
+
+    old = env["MIRRORBOT_SECRET_KEY"]
+    assert mirrorbot(env, "db", "upgrade").returncode == 0
+    password = "pull-s3cret-password"
+
+    async def request_pull_config() -> None:
+        engine = create_async_engine(env["DATABASE_URL"])
+        try:
+            await Approvals(session_factory(engine), TokenCipher([old])).request(
+                OperationRequest(
+                    Operation.PULL_CONFIG,
+                    1,
+                    "group/app",
+                    attributes={"url": "https://up.example/x.git", "auth_password": password},
+                ),
+                team_id=TEAM_ID,
+                channel_id="C1",
+                requester_id="U1",
+                requester_gitlab_user_id=1,
+                mirror_url="https://up.example/x.git",
+            )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(request_pull_config())
+    new = generate_key()
+    env["MIRRORBOT_SECRET_KEY"] = f"{new},{old}"
+    rotated = mirrorbot(env, "keys", "rotate")
+    assert rotated.returncode == 0 and "re-encrypted 1 stored secrets" in rotated.stdout
+    engine = create_engine(sync_url(env["DATABASE_URL"]))
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT params_ciphertext FROM approval_requests WHERE status = 'pending'")
+        ).scalar_one()
+    engine.dispose()
+    # The new key alone opens it, the old one no longer does.
+    assert json_module.loads(TokenCipher([new]).decrypt(stored))["auth_password"] == password
+    with pytest.raises(SecretKeyError):
+        TokenCipher([old]).decrypt(stored)

@@ -22,8 +22,23 @@ from bot.store.db import transaction
 from bot.store.models import OutboxMessage, utcnow
 
 CLAIM_FOR = timedelta(seconds=60)
-MAX_ATTEMPTS = 30
-MAX_BACKOFF = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class OutboxRetry:
+    """How often a message is tried before it is given up (status failed), and how long
+    it waits between tries: `first_backoff` doubled per attempt, at most `max_backoff`."""
+
+    max_attempts: int = 30
+    first_backoff: timedelta = timedelta(seconds=2)
+    max_backoff: timedelta = timedelta(minutes=30)
+
+    def backoff(self, attempts: int) -> timedelta:
+        doubled: timedelta = self.first_backoff * 2 ** min(max(attempts - 1, 0), 12)
+        return min(self.max_backoff, doubled)
+
+
+DEFAULT_RETRY = OutboxRetry()
 
 
 class MessageKind(StrEnum):
@@ -148,11 +163,13 @@ async def retry_later(
     error: str,
     after: timedelta | None = None,
     count: bool = True,
+    retry: OutboxRetry = DEFAULT_RETRY,
 ) -> None:
-    """Release the claim and try again later; give up (status failed) after MAX_ATTEMPTS."""
+    """Release the claim and try again later; give up (status failed) after
+    `retry.max_attempts` counted attempts."""
     attempts = message.attempts + (1 if count else 0)
-    wait = after or min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts, 12)))
-    status = "failed" if attempts >= MAX_ATTEMPTS else "pending"
+    wait = after or retry.backoff(attempts)
+    status = "failed" if attempts >= retry.max_attempts else "pending"
     async with transaction(sessions) as session:
         await session.execute(
             update(OutboxMessage)

@@ -1,5 +1,6 @@
 """Fault injection for the GitLab simulator: latency, error statuses, dropped connections,
-and answers that are not GitLab's (an HTML page with a 200)."""
+and answers that are not GitLab's (an HTML page with a 200), and requests held
+unanswered until the test releases them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["latency", "status", "drop", "body"]
+FaultKind = Literal["latency", "status", "drop", "body", "hold"]
 
 
 @dataclass
@@ -25,6 +26,12 @@ class Fault:
     times: int | None = 1
     body: str = ""
     content_type: str = "text/html; charset=utf-8"
+    hits: int = 0  # how many requests it has applied to, for tests to wait on
+    released: threading.Event = field(default_factory=threading.Event)  # for "hold"
+
+    def release(self) -> None:
+        """Let the requests a "hold" fault keeps (and any later ones) be answered."""
+        self.released.set()
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -47,6 +54,8 @@ class FaultPlan:
 
     def clear(self) -> None:
         with self._lock:
+            for fault in self._faults:
+                fault.release()
             self._faults.clear()
             self.latency = 0.0
 
@@ -58,6 +67,7 @@ class FaultPlan:
                 if not fault.matches(method, path):
                     continue
                 taken.append(fault)
+                fault.hits += 1
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:

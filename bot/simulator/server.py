@@ -151,6 +151,11 @@ class GitLabSimulator:
         for fault in self.faults.take(method, path):
             if fault.kind == "latency":
                 await asyncio.sleep(fault.delay)
+            elif fault.kind == "hold":
+                # Released from the test's thread: a threading.Event, polled, not a thread
+                # parked per held request.
+                while not fault.released.is_set():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
             elif fault.kind == "drop":
                 await send(
                     {

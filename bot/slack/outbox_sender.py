@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot import metrics
 from bot.domain import outbox
 from bot.domain.delivery_health import DeliveryHealth
-from bot.domain.outbox import MessageKind, PendingMessage
+from bot.domain.outbox import MessageKind, OutboxRetry, PendingMessage
 from bot.domain.subscriptions import mark_channel_broken
 from bot.slack.blocks.alerts import render_outbox
 from bot.store.db import transaction
@@ -73,11 +73,12 @@ async def send_due(
     sessions: async_sessionmaker[AsyncSession],
     client: AsyncWebClient,
     health: DeliveryHealth | None = None,
+    retry: OutboxRetry = outbox.DEFAULT_RETRY,
 ) -> int:
     """Send what is due; returns how many messages were claimed."""
     messages = await outbox.claim_due(sessions)
     for message in messages:
-        await _send(sessions, client, message, health or DeliveryHealth())
+        await _send(sessions, client, message, health or DeliveryHealth(), retry)
     return len(messages)
 
 
@@ -86,6 +87,7 @@ async def _send(
     client: AsyncWebClient,
     message: PendingMessage,
     health: DeliveryHealth,
+    retry: OutboxRetry,
 ) -> None:
     parent: str | None = None
     if message.thread_of is not None:
@@ -103,7 +105,7 @@ async def _send(
             await _give_up(sessions, message, f"the alert is {status}")
             return
         if parent is None:
-            await outbox.retry_later(sessions, message, error=f"the alert is {status}")
+            await outbox.retry_later(sessions, message, error=f"the alert is {status}", retry=retry)
             return
     rendered = render_outbox(message.kind, message.payload).as_kwargs()
     try:
@@ -145,13 +147,13 @@ async def _send(
             await _give_up(sessions, message, error)
         else:
             log.warning("Slack refused outbox message %s: %s", message.dedupe_key, error)
-            await outbox.retry_later(sessions, message, error=error)
+            await outbox.retry_later(sessions, message, error=error, retry=retry)
         return
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         log.warning(
             "Slack unreachable for outbox message %s: %s", message.dedupe_key, type(exc).__name__
         )
-        await outbox.retry_later(sessions, message, error=type(exc).__name__)
+        await outbox.retry_later(sessions, message, error=type(exc).__name__, retry=retry)
         return
     await outbox.mark_sent(sessions, message.id, ts)
     if health.delivered():

@@ -1,5 +1,6 @@
 """`mirrorbot console`: the same commands, results and rendering as Slack, in a terminal."""
 
+import asyncio
 import contextlib
 import io
 import subprocess
@@ -12,10 +13,18 @@ from bot.commands.results import MirrorList
 from bot.console.app import run_console
 from bot.console.demo import running_demo
 from bot.console.render import to_terminal
+from bot.domain.accounts import Accounts, SlackUser
 from bot.domain.mirrors import ProjectMirrors
+from bot.gitlab.client import create_http_client
 from bot.gitlab.models import Project, PushMirror
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.replies import render
+from bot.store.crypto import TokenCipher, generate_key
+from bot.store.db import create_engine, session_factory
+from bot.store.migrate import upgrade_database
+from tests.conftest import ALICE_TOKEN
+from tests.fakes.slack import TEAM_ID
+from tests.slack.conftest import bot_settings
 
 
 def console(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -287,8 +296,36 @@ def test_slack_and_console_render_from_the_same_helpers(monkeypatch: pytest.Monk
     assert "region: eu-west" in buffer.getvalue()
 
 
-def test_run_console_is_importable_without_a_terminal():
-    assert callable(run_console)
+async def test_the_console_runs_a_command_on_a_real_configuration_without_a_terminal(
+    sample, gitlab_sim, slack, sqlite_url
+):
+    settings = bot_settings(sqlite_url, gitlab_sim.url, slack, generate_key())
+    await asyncio.to_thread(upgrade_database, sqlite_url)
+    engine = create_engine(sqlite_url)
+    http = create_http_client(gitlab_sim.url)
+    try:
+        accounts = Accounts(session_factory(engine), TokenCipher(settings.secret_keys), http)
+        await accounts.link(SlackUser(TEAM_ID, "UALICE"), ALICE_TOKEN, linked_by="test")
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+    async def run(command: str) -> tuple[int, str]:
+        buffer = io.StringIO()  # no terminal: a file, as when output is piped
+        status = await run_console(
+            settings,
+            as_user="UALICE",
+            command=command,
+            demo=None,
+            out=Console(file=buffer, width=200),
+        )
+        return status, buffer.getvalue()
+
+    status, listing = await run("list group/app")
+    assert status == 0
+    assert "github.example.org/acme/app.git" in listing and "s3cr3t" not in listing
+    status, error = await run(f"show group/app {sample.ssh_mirror.id + 100}")
+    assert status == 1 and error.strip()
 
 
 async def test_a_console_edit_that_disables_needs_the_approval_disable_needs():

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from bot.domain.inbox import InboxWriter, process_pending
 from bot.store.db import create_engine, session_factory, sync_url
@@ -162,21 +163,19 @@ async def test_every_column_the_writer_stores_reads_back_through_the_model(datab
 
 
 async def test_a_failed_batch_is_logged_once_and_refused_to_each_request(
-    engine, monkeypatch, caplog
+    engine, sqlite_url, caplog
 ):
-    import bot.domain.inbox as inbox
-
-    async def broken_insert(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(inbox, "insert_events", broken_insert)
+    # The database refuses the insert: its table is gone.
+    with create_sync_engine(sync_url(sqlite_url)).begin() as connection:
+        connection.execute(text("DROP TABLE webhook_inbox"))
     writer = InboxWriter(engine)
+    # Five requests arrive before the writer first runs, so they are one batch.
     requests = [
         writer.store({**HEADERS, "idempotency-key": f"k{n}", "x-gitlab-event-uuid": f"u{n}"}, BODY)
         for n in range(5)
     ]
     outcomes = await asyncio.gather(*requests, return_exceptions=True)
     await writer.close()
-    assert all(isinstance(outcome, OSError) for outcome in outcomes)
+    assert all(isinstance(outcome, DBAPIError) for outcome in outcomes), outcomes
     failures = [r for r in caplog.records if "webhook events failed" in r.getMessage()]
-    assert 1 <= len(failures) < 5
+    assert len(failures) == 1

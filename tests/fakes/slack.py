@@ -2,7 +2,8 @@
 
 Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*,
 conversations.*), and can be told to rate-limit (429 + Retry-After), fail with an API
-error, or be down.
+error, be down (503), or drop the connection without an answer. Every `ts` it hands
+out is distinct.
 
 Channels: a channel id nobody set up is a public channel every user of the workspace
 (WORKSPACE_USERS) and the bot are in; `add_channel` makes one with chosen members, and
@@ -26,6 +27,7 @@ TEAM_ID = "T0TEAM"
 BOT_USER_ID = "UBOT"
 BOT_TOKEN = "xoxb-test-bot-token"
 WORKSPACE_USERS = ("UALICE", "UBOB", "UDAVE", "UADMIN", "UCAROL")
+DROPPED = 0  # the status recorded for a call whose connection was dropped
 
 
 @dataclass
@@ -60,6 +62,12 @@ class SlackCall:
     token: str | None
     status: int
     error: str | None = None  # what Slack answered when it refused the call
+    answer: dict[str, Any] | None = None  # what the Web API method answered
+
+    @property
+    def ts(self) -> str | None:
+        """The message ts Slack gave (postMessage) or kept (update)."""
+        return str(self.answer["ts"]) if self.answer and "ts" in self.answer else None
 
 
 @dataclass
@@ -144,6 +152,15 @@ class SlackStandIn:
         with self._lock:
             self._faults.append(_Fault(method, times, 503))
 
+    def drop(self, method: str = "*", times: int = 1) -> None:
+        """Close the connection without an answer (recorded with status 0)."""
+        with self._lock:
+            self._faults.append(_Fault(method, times, DROPPED))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     # --- channels -----------------------------------------------------------------------
 
     def add_channel(
@@ -227,6 +244,10 @@ class SlackStandIn:
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()
+
+    def _record(self, call: SlackCall) -> None:
+        with self._lock:
+            self.calls.append(call)
 
     # --- answers ------------------------------------------------------------------------
 
@@ -346,26 +367,48 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")
         fault = stand_in._take_fault(method)
-        error = fault.error if fault else None
+        # Recorded before the answer goes out, so whoever sees the answer sees the call.
+        if fault and fault.status == DROPPED:
+            stand_in._record(SlackCall(method, body, path, token, DROPPED))
+            self.close_connection = True
+            return
         if fault and fault.status != 200:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            stand_in._record(
+                SlackCall(
+                    method,
+                    body,
+                    path,
+                    token,
+                    fault.status,
+                    error=fault.error or "service_unavailable",
+                )
+            )
             self._reply(
                 fault.status, {"ok": False, "error": fault.error or "service_unavailable"}, headers
             )
-            status = fault.status
         elif fault:
+            stand_in._record(
+                SlackCall(method, body, path, token, 400, error=fault.error)
+            )  # not delivered
             self._reply(200, {"ok": False, "error": fault.error})
-            status = 400  # recorded as not delivered
         elif method == "response_url":
+            stand_in._record(SlackCall(method, body, path, token, 200))
             self._reply(200, "ok")
-            status = 200
         else:
             answer = stand_in.answer(method, body, token)
+            stand_in._record(
+                SlackCall(
+                    method,
+                    body,
+                    path,
+                    token,
+                    200 if answer.get("ok") else 400,
+                    error=answer.get("error"),
+                    answer=answer,
+                )
+            )
             self._reply(200, answer)
-            status = 200 if answer.get("ok") else 400
-            error = answer.get("error")
-        with stand_in._lock:
-            stand_in.calls.append(SlackCall(method, body, path, token, status, error))
 
     def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()

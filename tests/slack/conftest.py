@@ -8,15 +8,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from bot.config import Settings, load_settings
 from bot.domain.accounts import Accounts, SlackUser
 from bot.gitlab.client import create_http_client
 from bot.simulator import GitLabSimulator
 from bot.store.crypto import TokenCipher, generate_key
-from bot.store.db import create_engine, session_factory
+from bot.store.db import create_engine, session_factory, sync_url
 from bot.store.migrate import upgrade_database
+from bot.store.models import MirrorState, OutboxMessage, ScheduledCheck, WebhookEvent
+from bot.workers import WorkerTiming
 from tests.conftest import ALICE_TOKEN, BOB_TOKEN, DAVE_TOKEN, FAST_RETRY, SampleGitLab
 from tests.fakes.bot_server import SIGNING_SECRET, BotServer, SlackUserAgent
 from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackCall, SlackStandIn
@@ -111,6 +119,67 @@ class Harness:
     def wait(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         return self.slack.wait_for(predicate, timeout)
 
+    # --- what the bot did with it: its database and its /metrics -----------------------
+
+    def read(self, statement: Any) -> list[Any]:
+        """Rows of the bot's database, read as an operator would (a connection of our own)."""
+        engine = create_sync_engine(sync_url(self.settings.database_url), poolclass=NullPool)
+        try:
+            with Session(engine) as session:
+                return list(session.scalars(statement).all())
+        finally:
+            engine.dispose()
+
+    def count(self, model: Any, *where: Any) -> int:
+        return int(self.read(select(func.count()).select_from(model).where(*where))[0])
+
+    def observation(self, project_id: int, mirror_key: str) -> MirrorState | None:
+        """The monitor's latest observation of one mirror ("push:<id>" or "pull")."""
+        found = self.read(
+            select(MirrorState).where(
+                MirrorState.project_id == project_id, MirrorState.mirror_key == mirror_key
+            )
+        )
+        return found[0] if found else None
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the server's /metrics (0 if it has not been counted yet)."""
+        text = httpx.get(f"{self.server.url}/metrics").text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    def passes(self, loop: str) -> float:
+        return self.metric("mirrorbot_background_passes_total", loop=loop)
+
+    def one_more_pass(self, loop: str, timeout: float = 10.0) -> None:
+        """Wait until a pass of `loop` that started after this call has finished: whatever
+        the loop was doing when we asked, it has done."""
+        before = self.passes(loop)
+        # A pass in flight finishes first, then one starts after us: two increments.
+        self.wait(lambda: self.passes(loop) >= before + 2, timeout)
+
+    def settle(self, timeout: float = 15.0) -> None:
+        """Wait until the bot has done all it was going to do with what it received: every
+        stored webhook processed, every scheduled check run, nothing left to send to Slack.
+        A test asserting that something did *not* happen calls this first."""
+        self.wait(
+            lambda: (
+                self.count(WebhookEvent, WebhookEvent.processed_at.is_(None)) == 0
+                and self.count(ScheduledCheck) == 0
+            ),
+            timeout,
+        )
+        self.one_more_pass("checks", timeout)  # the check taken last has been applied
+        self.wait(
+            lambda: self.count(OutboxMessage, OutboxMessage.status == "pending") == 0, timeout
+        )
+        self.one_more_pass("outbox", timeout)
+
 
 def start_harness(
     sample: SampleGitLab,
@@ -118,11 +187,13 @@ def start_harness(
     slack: SlackStandIn,
     database_url: str,
     key: str,
+    *,
+    timing: WorkerTiming | None = None,
     **extra: Any,
 ) -> Harness:
     settings = bot_settings(database_url, gitlab_sim.url, slack, key, **extra)
     upgrade_database(database_url)
-    server = BotServer(settings, retry=FAST_RETRY).start()
+    server = BotServer(settings, retry=FAST_RETRY, timing=timing).start()
     agent = SlackUserAgent(server.url, slack, TEAM_ID)
     return Harness(sample, gitlab_sim, slack, server, agent, settings)
 

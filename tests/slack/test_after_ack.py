@@ -3,6 +3,7 @@ if it fails, drained on stop; sync follow-ups stopped on shutdown."""
 
 import asyncio
 import logging
+import time
 
 from bot.slack.after_ack import AfterAck
 from bot.slack.delivery import in_background, stop_following
@@ -31,46 +32,62 @@ async def test_drain_waits_for_quick_replies_and_cancels_stuck_ones():
     after_ack, finished, cancelled = AfterAck(), [], []
 
     async def quick() -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)
         finished.append("quick")
 
     async def stuck() -> None:
         try:
-            await asyncio.sleep(60)
+            await asyncio.Event().wait()  # never set: only a cancel ends it
         except asyncio.CancelledError:
             cancelled.append("stuck")
             raise
 
     after_ack.start(quick())
     after_ack.start(stuck())
-    await asyncio.wait_for(after_ack.drain(grace=0.5), timeout=5)
+    # A reply that needs 10 ms gets 2 s: 200 times that, room for a stalled machine. That
+    # drain returns at all shows it cancelled `stuck`.
+    await after_ack.drain(grace=2)
     assert finished == ["quick"]
     assert cancelled == ["stuck"]
 
 
-async def hand_over_steadily(after_ack: AfterAck, seconds: float, every: float) -> None:
-    """A stream of requests, each handing over work that does nothing."""
+async def hand_over_steadily(
+    after_ack: AfterAck, seconds: float, every: float, times: list[float] | None = None
+) -> None:
+    """A stream of requests, each handing over work that does nothing; `times` gets the
+    moment of each hand-over."""
 
     async def nothing() -> None:
         pass
 
     deadline = asyncio.get_running_loop().time() + seconds
     while asyncio.get_running_loop().time() < deadline:
+        if times is not None:
+            times.append(time.monotonic())
         after_ack.start(nothing())
         await asyncio.sleep(every)
 
 
 async def test_work_waits_while_requests_keep_coming_then_starts():
-    after_ack, started = AfterAck(quiet=0.1, longest_wait=30), asyncio.Event()
+    quiet = 0.1
+    after_ack, started, started_at = AfterAck(quiet=quiet, longest_wait=30), asyncio.Event(), []
+    handed_over = [time.monotonic()]
 
     async def reply() -> None:
+        started_at.append(time.monotonic())
         started.set()
 
     after_ack.start(reply())
-    await hand_over_steadily(after_ack, seconds=0.4, every=0.01)
-    assert not started.is_set()  # the acks went first
-    await asyncio.wait_for(started.wait(), timeout=5)
+    await hand_over_steadily(after_ack, seconds=0.4, every=0.01, times=handed_over)
+    await started.wait()
     await after_ack.drain(grace=1)
+    [start] = started_at
+    # Not a wall-clock bound: however the machine stalls, the reply may only start once
+    # `quiet` has passed since a hand-over, so not before the stream's first quiet spell
+    # (normally its end; earlier if the loop stalled longer than `quiet` mid-stream).
+    gaps = zip(handed_over, [*handed_over[1:], float("inf")], strict=True)
+    first_quiet_spell = next(at for at, following in gaps if following - at >= quiet)
+    assert start >= first_quiet_spell + quiet
 
 
 async def test_a_steady_stream_holds_work_back_no_longer_than_the_longest_wait():
@@ -80,9 +97,10 @@ async def test_a_steady_stream_holds_work_back_no_longer_than_the_longest_wait()
         started.set()
 
     after_ack.start(reply())
-    stream = asyncio.create_task(hand_over_steadily(after_ack, seconds=10, every=0.01))
+    stream = asyncio.create_task(hand_over_steadily(after_ack, seconds=20, every=0.01))
     try:
-        await asyncio.wait_for(started.wait(), timeout=5)
+        await started.wait()
+        assert not stream.done()  # it started while the requests kept coming
     finally:
         stream.cancel()
     await after_ack.drain(grace=1)

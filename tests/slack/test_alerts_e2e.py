@@ -4,13 +4,21 @@ import json
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+import sqlalchemy
+from sqlalchemy import select
 
 from bot.commands.actions import AlertActions, MirrorRef
+from bot.domain.subscriptions import push_key
+from bot.simulator.world import SimPushMirror
 from bot.store.crypto import generate_key
+from bot.store.db import sync_url
+from bot.store.models import OutboxMessage, WebhookEvent
 from tests.conftest import ALICE_TOKEN
+from tests.fakes.slack import SlackCall
 from tests.slack.conftest import Harness, start_harness
 
 WEBHOOK_SECRET = "hook-secret"
@@ -65,11 +73,29 @@ def send_webhook(
 
 
 def alerts(h: Harness, channel: str = "CALERTS") -> list[dict]:
+    return [c.body for c in alert_calls(h, channel)]
+
+
+def alert_calls(h: Harness, channel: str = "CALERTS") -> list[SlackCall]:
     return [
-        c.body
+        c
         for c in h.posts()
         if c.body.get("channel") == channel and "Mirror failing" in c.body.get("text", "")
     ]
+
+
+def checked_since(h: Harness, mirror: SimPushMirror, since: datetime, status: str = "failed"):
+    """The monitor's observation of `mirror`, made after `since` and showing `status`: the
+    check that would have alerted has run (call after `h.settle()`)."""
+    seen = h.observation(h.sample.app.id, push_key(mirror.id))
+    assert seen is not None, "the mirror was never checked"
+    assert seen.observed_at > since, "the mirror was not checked after the webhook"
+    assert seen.update_status == status
+    return seen
+
+
+def outbox_rows(h: Harness, channel: str = "CALERTS") -> list[OutboxMessage]:
+    return h.read(select(OutboxMessage).where(OutboxMessage.channel_id == channel))
 
 
 @pytest.fixture
@@ -111,9 +137,11 @@ def test_a_push_to_a_failing_mirror_posts_one_alert(watching: Harness):
     ]
     assert buttons == ["Retry sync", "Disable", "Mute 24 h", "Details"]
     # More pushes while it keeps failing add nothing.
+    since = datetime.now(UTC)
     for _ in range(3):
-        send_webhook(watching, push_event(watching))
-    time.sleep(1.0)
+        assert send_webhook(watching, push_event(watching)).json() == {"status": "stored"}
+    watching.settle()
+    checked_since(watching, mirror, since)
     assert len(alerts(watching)) == 1
 
 
@@ -127,37 +155,35 @@ def test_the_same_delivery_is_processed_once(watching: Harness):
 
 
 def test_recovery_replies_in_the_alert_thread(watching: Harness):
-    mirror = watching.sample.https_mirror
-    watching.sample.world.fail_now(mirror, AUTH_ERROR)
+    https, ssh = watching.sample.https_mirror, watching.sample.ssh_mirror
+    watching.sample.world.fail_now(https, AUTH_ERROR)
+    watching.sample.world.fail_now(ssh, "Host key verification failed.")
     send_webhook(watching, push_event(watching))
-    watching.wait_post("Mirror failing")
-    alert_ts = watching.slack.wait_for(
-        lambda: next(
-            (
-                c
-                for c in watching.slack.calls
-                if c.method == "chat.postMessage" and "Mirror failing" in c.body.get("text", "")
-            ),
-            None,
-        )
-    )
-    watching.sample.world.set_outcome(mirror, None)
+    watching.wait(lambda: len(alert_calls(watching)) == 2)
+    [https_alert] = [c for c in alert_calls(watching) if "github.example.org" in str(c.body)]
+    [ssh_alert] = [c for c in alert_calls(watching) if "ssh.example.org" in str(c.body)]
+    assert https_alert.ts and ssh_alert.ts and https_alert.ts != ssh_alert.ts
+    watching.sample.world.set_outcome(https, None)  # only the https mirror recovers
     watching.sample.world.push(watching.sample.app)  # the mirror updates after the push
     send_webhook(watching, push_event(watching))
     reply = watching.wait_post("Recovered")
-    assert reply["thread_ts"] and reply["channel"] == "CALERTS"
+    assert reply["channel"] == "CALERTS"
+    assert reply["thread_ts"] == https_alert.ts  # in the thread of its own alert
     resolved = watching.wait_post("Resolved: the mirror recovered", method="chat.update")
-    assert resolved["channel"] == "CALERTS"
-    assert alert_ts is not None
+    assert resolved["channel"] == "CALERTS" and resolved["ts"] == https_alert.ts
+    watching.settle()
+    assert [c.body["ts"] for c in watching.posts("chat.update")] == [https_alert.ts]
 
 
 def test_disabled_mirrors_do_not_alert(watching: Harness):
     mirror = watching.sample.https_mirror
     watching.sample.world.fail_now(mirror, AUTH_ERROR)
     mirror.enabled = False
-    send_webhook(watching, push_event(watching))
-    time.sleep(1.5)
-    assert alerts(watching) == []
+    since = datetime.now(UTC)
+    assert send_webhook(watching, push_event(watching)).json() == {"status": "stored"}
+    watching.settle()
+    assert checked_since(watching, mirror, since).enabled is False
+    assert alerts(watching) == [] and outbox_rows(watching) == []
 
 
 def test_mute_silences_one_mirror_in_one_channel(watching: Harness):
@@ -169,9 +195,11 @@ def test_mute_silences_one_mirror_in_one_channel(watching: Harness):
     )
     watching.wait_post("muted alerts for mirror")
     watching.sample.world.fail_now(mirror, AUTH_ERROR)
-    send_webhook(watching, push_event(watching))
-    time.sleep(1.5)
-    assert alerts(watching) == []
+    since = datetime.now(UTC)
+    assert send_webhook(watching, push_event(watching)).json() == {"status": "stored"}
+    watching.settle()
+    assert checked_since(watching, mirror, since).alert_state == "failing"  # seen, but muted
+    assert alerts(watching) == [] and outbox_rows(watching) == []
     watching.command("watching", channel="CALERTS")
     watching.wait_response("muted by <@UALICE>")
     watching.command(f"unmute group/app {mirror.id}", channel="CALERTS")
@@ -184,8 +212,13 @@ def test_a_wrong_webhook_token_is_refused_and_nothing_happens(watching: Harness)
     watching.sample.world.fail_now(watching.sample.https_mirror, AUTH_ERROR)
     response = send_webhook(watching, push_event(watching), token="guess")
     assert response.status_code == 401
-    time.sleep(1.0)
-    assert alerts(watching) == []
+    # A delivery is stored before it is answered: a refused one left nothing to process.
+    assert watching.count(WebhookEvent) == 0
+    watching.settle()
+    assert alerts(watching) == [] and outbox_rows(watching) == []
+    # The same delivery with the right secret does alert: the refusal is what stopped it.
+    assert send_webhook(watching, push_event(watching)).json() == {"status": "stored"}
+    watching.wait_post("Mirror failing")
 
 
 @pytest.mark.parametrize(
@@ -223,13 +256,11 @@ def test_the_webhook_answers_only_post(harness: Harness):
     assert response.headers["allow"] == "POST"
 
 
-def test_an_event_that_cannot_be_stored_is_refused_with_503(harness: Harness, monkeypatch):
-    import bot.domain.inbox as inbox
-
-    async def broken_insert(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(inbox, "insert_events", broken_insert)
+def test_an_event_that_cannot_be_stored_is_refused_with_503(harness: Harness):
+    engine = sqlalchemy.create_engine(sync_url(harness.settings.database_url))
+    with engine.begin() as connection:  # the database refuses the insert: its table is gone
+        connection.execute(sqlalchemy.text("DROP TABLE webhook_inbox"))
+    engine.dispose()
     response = send_webhook(harness, {"object_kind": "push", "project_id": 1})
     assert response.status_code == 503
     assert "could not be stored" in response.json()["error"]
@@ -237,14 +268,20 @@ def test_an_event_that_cannot_be_stored_is_refused_with_503(harness: Harness, mo
 
 def test_stored_events_are_logged_at_debug_and_refusals_at_info(harness: Harness, caplog):
     caplog.set_level(logging.DEBUG, logger="mirrorbot.http")
+
+    def lines() -> list[tuple[int, str]]:
+        # The line is written once the answer is out, so the client can have it first.
+        return [
+            (record.levelno, record.getMessage().split(" in ")[0])
+            for record in list(caplog.records)
+            if record.name == "mirrorbot.http" and "/gitlab/webhook" in record.getMessage()
+        ]
+
     assert send_webhook(harness, {"object_kind": "push", "project_id": 1}).status_code == 200
+    harness.wait(lambda: len(lines()) == 1)
     assert send_webhook(harness, {"object_kind": "push"}, token="wrong").status_code == 401
-    lines = [
-        (record.levelno, record.getMessage())
-        for record in caplog.records
-        if record.name == "mirrorbot.http" and "/gitlab/webhook" in record.getMessage()
-    ]
-    assert [(level, message.split(" in ")[0]) for level, message in lines] == [
+    harness.wait(lambda: len(lines()) == 2)
+    assert lines() == [
         (logging.DEBUG, "POST /gitlab/webhook -> 200"),
         (logging.INFO, "POST /gitlab/webhook -> 401"),
     ]
@@ -270,9 +307,9 @@ def test_an_alert_survives_slack_rate_limiting(watching: Harness):
     watching.sample.world.fail_now(watching.sample.https_mirror, AUTH_ERROR)
     send_webhook(watching, push_event(watching))
     watching.wait_post("Mirror failing", timeout=10)
+    watching.settle()
     limited = [c for c in watching.slack.calls if c.status == 429]
     assert len(limited) == 2
-    time.sleep(0.5)
     assert len(alerts(watching)) == 1
 
 
@@ -300,7 +337,7 @@ def test_an_alert_survives_a_restart_between_failure_and_delivery(
         timeout=10,
     )
     first.server.stop()
-    slack._faults.clear()  # Slack is back
+    slack.clear_faults()  # Slack is back
     second = start_harness(
         sample,
         gitlab_sim,
@@ -312,7 +349,7 @@ def test_an_alert_survives_a_restart_between_failure_and_delivery(
     )
     try:
         second.wait_post("Mirror failing", timeout=40)
-        time.sleep(0.5)
+        second.settle()
         assert len(alerts(second)) == 1
     finally:
         second.server.stop()

@@ -35,6 +35,7 @@ def test_metrics_cover_requests_gitlab_alerts_and_queues(linked: Harness):
         "mirrorbot_outbox_depth",
         "mirrorbot_inbox_depth",
         "mirrorbot_monitor_cycle_seconds",
+        "mirrorbot_background_passes_total",
     ):
         assert name in text, name
     assert 'mirrorbot_http_requests_total{route="/slack/events",status="200"}' in text
