@@ -46,9 +46,6 @@ from sqlalchemy import create_engine, text
 from bot.store.db import sync_url
 from bot.store.migrate import upgrade_database
 from bot.store.models import Subscription
-from bot.workers import WorkerTiming
-
-CHECKS_PER_EVENT = len(WorkerTiming().push_check_delays)  # what `serve` schedules per push
 
 SECRET = "bench-webhook-secret"
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -150,20 +147,16 @@ def inbox_state(database_url: str) -> tuple[int, int, set[str]]:
 
 
 def processing_counts(database_url: str) -> dict[str, int]:
-    """Delivery key → how many times its event was processed (checks it scheduled for its
-    own project / checks per event); 0 for a stored event not (or not really) processed."""
+    """Delivery key → how many inbox passes processed its event (the pass adds one to the
+    event's `attempts` in the same UPDATE that marks it processed); 0 for one never
+    processed. Rows alone cannot show a double processing: the delivery key is UNIQUE."""
     engine = create_engine(sync_url(database_url))
     with engine.connect() as connection:
-        events = connection.execute(
-            text("SELECT delivery_key, project_id FROM webhook_inbox")
-        ).all()
-        checks = dict(
-            connection.execute(
-                text("SELECT project_id, count(*) FROM scheduled_checks GROUP BY project_id")
-            ).all()
+        counts = dict(
+            connection.execute(text("SELECT delivery_key, attempts FROM webhook_inbox")).all()
         )
     engine.dispose()
-    return {key: checks.get(project, 0) // CHECKS_PER_EVENT for key, project in events}
+    return {key: int(count) for key, count in counts.items()}
 
 
 def watch_projects(database_url: str, count: int) -> None:
@@ -324,7 +317,7 @@ def main() -> int:
         f"\nkill -9 mid-run: {crash['acknowledged']} answered 200, {crash['stored']} stored, "
         f"{crash['processed']} marked processed after restart; {crash['lost']} lost, "
         f"{crash['not_processed']} answered 200 but not processed, "
-        f"{crash['processed_twice']} processed twice (counted by the checks each scheduled)"
+        f"{crash['processed_twice']} processed twice (counted by the inbox passes of each)"
     )
     write_figures(
         args.figures,

@@ -253,7 +253,8 @@ async def process_pending(
             await session.scalars(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_(batch.scalar_subquery()))
-                .values(processed_at=utcnow())
+                # `attempts` counts the passes that processed the event: 1, never 2.
+                .values(processed_at=utcnow(), attempts=WebhookEvent.attempts + 1)
                 .returning(WebhookEvent.project_id)
                 .execution_options(synchronize_session=False)  # no objects were loaded
             )
