@@ -30,3 +30,6 @@ MONITOR_CYCLE = Histogram(
     "Duration of one scan of every watched project",
     buckets=(1, 5, 10, 30, 60, 120, 300, 600),
 )
+MONITOR_LEADER = Gauge(
+    "mirrorbot_monitor_leader", "1 while this replica holds the monitor's lease, else 0"
+)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -11,11 +14,11 @@ from bot.domain.accounts import Accounts
 from bot.domain.approvals import Approvals
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import Subscriptions
-from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
 from bot.gitlab.http import GitLabHTTP
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory
+from bot.store.request_budget import SharedRequestBudget
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,10 @@ class Services:
     approvals: Approvals
     subscriptions: Subscriptions
     follow: FollowTiming
-    # One budget per process for the service token: the monitor and `status --refresh`.
-    budget: RequestBudget
+    # Who this process is among the replicas: lease holder, outbox claimer, User-Agent.
+    replica_id: str
+    # The service token's budget, shared by every replica: the monitor and `--refresh`.
+    budget: SharedRequestBudget | None
 
     @property
     def approval_required(self) -> frozenset[Operation]:
@@ -63,8 +68,10 @@ def build_services(
 ) -> Services:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    gitlab_http = create_http_client(settings.gitlab_url)
+    replica_id = new_replica_id()
+    gitlab_http = create_http_client(settings.gitlab_url, replica=replica_id)
     cipher = TokenCipher(settings.secret_keys)
+    token = settings.gitlab_service_token
     return Services(
         settings=settings,
         engine=engine,
@@ -74,5 +81,15 @@ def build_services(
         approvals=Approvals(sessions, cipher),
         subscriptions=Subscriptions(sessions),
         follow=follow or FollowTiming(),
-        budget=RequestBudget(settings.mirrorbot_gitlab_requests_per_minute),
+        replica_id=replica_id,
+        budget=SharedRequestBudget(
+            engine, token.get_secret_value(), settings.mirrorbot_gitlab_requests_per_minute
+        )
+        if token is not None
+        else None,
     )
+
+
+def new_replica_id() -> str:
+    """Unique among the replicas of one database, and says which host and process it is."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(3)}"

@@ -23,12 +23,22 @@ from bot.slack.blocks.alerts import render_outbox
 log = logging.getLogger(__name__)
 
 
-async def send_due(sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient) -> int:
-    """Send what is due; returns how many messages were claimed."""
-    messages = await outbox.claim_due(sessions)
-    for message in messages:
-        await _send(sessions, client, message)
-    return len(messages)
+async def send_due(
+    sessions: async_sessionmaker[AsyncSession],
+    client: AsyncWebClient,
+    claimer: str,
+    *,
+    batch: int = 20,
+) -> int:
+    """Send up to `batch` due messages, each claimed just before it is sent (a batch
+    claimed at once would outlast its claim behind a slow Slack, and another replica
+    would send it again); returns how many were claimed."""
+    sent = 0
+    while sent < batch and (claimed := await outbox.claim_due(sessions, claimer)):
+        for message in claimed:
+            await _send(sessions, client, message)
+            sent += 1
+    return sent
 
 
 async def _send(
@@ -80,7 +90,7 @@ async def _send(
         )
         await outbox.retry_later(sessions, message, error=type(exc).__name__)
         return
-    await outbox.mark_sent(sessions, message.id, ts)
+    await outbox.mark_sent(sessions, message, ts)
     if message.kind is MessageKind.ALERT:
         metrics.ALERTS_POSTED.inc()
     elif message.kind is MessageKind.ALERT_RECOVERY:

@@ -10,7 +10,9 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Double,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -227,6 +229,7 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[datetime | None]  # a sender owns the row until then
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  # … this sender (replica)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
@@ -242,3 +245,29 @@ class ScheduledCheck(Base):
     due_at: Mapped[datetime] = mapped_column(index=True)
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """A role one replica holds at a time (the monitor's leader) until `expires_at`.
+
+    Times are seconds since the epoch on the database's clock, so replicas on hosts whose
+    clocks disagree still agree on who holds it."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+class RequestSlot(Base):
+    """One of a GitLab token's N requests per window: a request takes a slot last used
+    over a window ago, so no window holds more than N, however many replicas share it.
+    `token_key` is a hash of the token, never the token."""
+
+    __tablename__ = "request_slots"
+    __table_args__ = (Index("ix_request_slots_token_key_used_at", "token_key", "used_at"),)
+
+    token_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    used_at: Mapped[float] = mapped_column(Double)  # database clock, epoch seconds

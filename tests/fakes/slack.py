@@ -1,7 +1,7 @@
 """A Slack Web API stand-in on 127.0.0.1 that records every call and response_url post.
 
 Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*), and
-can be told to rate-limit (429 + Retry-After), fail with an API error, or be down.
+can be told to rate-limit (429 + Retry-After), fail with an API error, be down, or be slow.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class _Fault:
     status: int = 200
     error: str | None = None
     retry_after: int | None = None
+    delay: float = 0.0  # answer normally, after this many seconds
 
 
 class _Server(ThreadingHTTPServer):
@@ -50,6 +51,8 @@ class SlackStandIn:
     bot_token: str = BOT_TOKEN
     team_id: str = TEAM_ID
     calls: list[SlackCall] = field(default_factory=list)
+    # Every call as it arrives, before any slow answer (status 0: not answered yet).
+    arrivals: list[SlackCall] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -106,6 +109,11 @@ class SlackStandIn:
     def fail(self, method: str, error: str, times: int = 1) -> None:
         with self._lock:
             self._faults.append(_Fault(method, times, 200, error))
+
+    def slow(self, method: str, seconds: float, times: int = 1_000_000) -> None:
+        """Answer `method` as usual, but only after `seconds` (a slow Slack)."""
+        with self._lock:
+            self._faults.append(_Fault(method, times, delay=seconds))
 
     def down(self, method: str = "*", times: int = 1) -> None:
         with self._lock:
@@ -208,7 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
         method = "response_url" if path.startswith("/response/") else path.rsplit("/", 1)[-1]
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")
+        with stand_in._lock:
+            stand_in.arrivals.append(SlackCall(method, body, path, token, 0))
         fault = stand_in._take_fault(method)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+            fault = None
         if fault and fault.status != 200:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
             self._reply(
