@@ -162,8 +162,8 @@ class Workers:
         was_leader = self.lease.held
         try:
             leader = await self.lease.claim()
-        except Exception:
-            log.warning("could not reach the database to claim the monitor's lease")
+        except Exception as exc:
+            log.warning("could not claim the monitor's lease: %s", type(exc).__name__)
             leader = self.lease.held  # still ours until it runs out by our own clock
         if leader != was_leader:
             log.info("monitor lease %s by %s", "taken" if leader else "lost", self.lease.holder)

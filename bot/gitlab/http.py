@@ -10,7 +10,9 @@ connection never reached GitLab, a dropped one might have.
 from __future__ import annotations
 
 import json as jsonlib
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -35,7 +37,7 @@ class RateLimitHeaders:
     most answers and on its 429s; some APIs send none)."""
 
     remaining: int
-    reset_at: float  # unix time
+    reset_at: float  # unix time, on this host's clock
     limit: int | None = None
 
 
@@ -65,10 +67,12 @@ class Answer:
             return None
         try:
             limit = self.headers.get("RateLimit-Limit")
-            return RateLimitHeaders(
-                max(0, int(remaining)), float(reset), int(limit) if limit else None
-            )
-        except ValueError:  # a proxy's idea of these headers: ignore it
+            reset_at = float(reset)
+            if date := self.headers.get("Date"):
+                # GitLab's clock may not be ours: count from when it says it answered.
+                reset_at = time.time() + reset_at - parsedate_to_datetime(date).timestamp()
+            return RateLimitHeaders(max(0, int(remaining)), reset_at, int(limit) if limit else None)
+        except (TypeError, ValueError):  # a proxy's idea of these headers: ignore it
             return None
 
 

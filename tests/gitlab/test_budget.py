@@ -88,3 +88,26 @@ async def test_a_gitlab_without_rate_limit_headers_is_not_paced():
     pacer.after_answer(None)
     for _ in range(50):  # all in flight at once: nothing to wait for
         await asyncio.wait_for(pacer.before_request(), 0.5)
+
+
+def test_gitlabs_reset_is_read_against_its_own_date_header():
+    from email.utils import formatdate
+
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from bot.gitlab.http import Answer
+
+    gitlab_now = time.time() - 3600  # GitLab's clock an hour behind ours
+    headers = {
+        "RateLimit-Limit": "2000",
+        "RateLimit-Remaining": "7",
+        "RateLimit-Reset": str(int(gitlab_now) + 30),
+        "Date": formatdate(gitlab_now, usegmt=True),
+    }
+    answer = Answer(200, CIMultiDictProxy(CIMultiDict(headers)), b"[]")
+    rate_limit = answer.rate_limit
+    assert rate_limit is not None
+    assert (rate_limit.remaining, rate_limit.limit) == (7, 2000)
+    assert 29 <= rate_limit.reset_at - time.time() <= 31
+    no_headers = Answer(200, CIMultiDictProxy(CIMultiDict()), b"[]")
+    assert no_headers.rate_limit is None
