@@ -90,7 +90,8 @@ async def _send(
         )
         await outbox.retry_later(sessions, message, error=type(exc).__name__)
         return
-    await outbox.mark_sent(sessions, message, ts)
+    if not await outbox.mark_sent(sessions, message, ts):
+        log.warning("outbox message %s was sent after its claim ran out", message.dedupe_key)
     if message.kind is MessageKind.ALERT:
         metrics.ALERTS_POSTED.inc()
     elif message.kind is MessageKind.ALERT_RECOVERY:

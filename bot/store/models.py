@@ -260,14 +260,25 @@ class Lease(Base):
     expires_at: Mapped[float] = mapped_column(Double)
 
 
-class RequestSlot(Base):
-    """One of a GitLab token's N requests per window: a request takes a slot last used
-    over a window ago, so no window holds more than N, however many replicas share it.
+class RequestBudgetRow(Base):
+    """One row per GitLab token that has a budget: the lock its claims take in turn.
     `token_key` is a hash of the token, never the token."""
 
-    __tablename__ = "request_slots"
-    __table_args__ = (Index("ix_request_slots_token_key_used_at", "token_key", "used_at"),)
+    __tablename__ = "request_budgets"
 
     token_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    used_at: Mapped[float] = mapped_column(Double)  # database clock, epoch seconds
+    claims: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RequestGrant(Base):
+    """`requests` of a token's budget, granted to one replica at `granted_at` (database
+    clock, epoch seconds). The grants of the last window never add up to more than the
+    budget."""
+
+    __tablename__ = "request_grants"
+    __table_args__ = (Index("ix_request_grants_token_key_granted_at", "token_key", "granted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_key: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[float] = mapped_column(Double)
+    requests: Mapped[int] = mapped_column(Integer)

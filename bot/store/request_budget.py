@@ -1,10 +1,11 @@
 """The service token's request budget, shared through the database by every replica.
 
-The token has `per_minute` slots (rows). A request takes a slot whose last use is more than
-a window ago and stamps it, in one conditional UPDATE (`SKIP LOCKED` on PostgreSQL, so two
-replicas take different slots): N slots can never carry N + 1 requests within one window,
-however many replicas draw on them. Times are the database's clock. A replica claims as
-many slots at once as it has requests waiting, and uses each at once or never (`HOLD`).
+Each replica claims requests in grants: a row saying "n requests at time t" for the token.
+A claim locks the token's row (`FOR UPDATE` on PostgreSQL, the write lock on SQLite),
+sums the grants of the last window and adds one only within the budget, so no window
+holds more than the budget however many replicas draw on it. Times are the database's
+clock. A replica claims as many requests at once as it has waiting (or took lately), and
+uses each at once or never (`HOLD`), so one claim serves a whole fan-out.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import time
 from collections import deque
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,11 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.gitlab.budget import RateLimitPacer
 from bot.gitlab.http import RateLimitHeaders
 from bot.store.clock import database_now
-from bot.store.models import RequestSlot
+from bot.store.models import RequestBudgetRow, RequestGrant
 
-MAX_CLAIM = 100  # slots claimed in one statement
+MAX_CLAIM = 100  # requests in one grant
+# A grant is stamped this far ahead and used before then, so its stamp is never earlier
+# than the requests it carries. Longer than a claim takes on a busy database, or claimed
+# requests would go stale before they are sent.
 HOLD = 0.5  # seconds
-INSERT_CHUNK = 1000
 
 
 def token_key(token: str) -> str:
@@ -56,23 +59,20 @@ class SharedRequestBudget:
         # than a warm one); a slightly longer window keeps that jitter from putting more
         # than the budget into one of GitLab's windows.
         self._window = window * (1 + margin)
-        # A claimed slot is stamped this far ahead and must be used before then, so its
-        # stamp is never earlier than the request it carries. Longer than a claim takes
-        # on a busy database, or claimed slots would go stale before they are used.
-        self._hold = HOLD
-        self._held: deque[float] = deque()  # until when each claimed, unused slot is good
+        self._held: deque[float] = deque()  # until when each claimed, unsent request is good
+        self._taken: deque[float] = deque()  # when requests were taken, within the last HOLD
         self._wanted = 0  # requests waiting in this process
         self._lock = asyncio.Lock()  # first come, first served
-        self._slots_ready = False
+        self._row_exists = False
         self.pacer = RateLimitPacer()
 
     async def acquire(self) -> None:
-        # GitLab's word first: a wait there must not make a claimed slot stale.
+        # GitLab's word first: a wait there must not make a claimed request stale.
         await self.pacer.before_request()
         self._wanted += 1
         try:
             async with self._lock:
-                await self._take_slot()
+                await self._take()
         except BaseException:
             self.pacer.after_answer(None)
             raise
@@ -83,78 +83,80 @@ class SharedRequestBudget:
         self.pacer.after_answer(rate_limit)
 
     async def used_in_window(self) -> int:
-        """Slots used within the last window, by every replica."""
-        now = database_now(self._engine.dialect.name)
+        """Requests granted within the last window, to every replica."""
         async with self._engine.connect() as connection:
-            used = await connection.scalar(
-                select(func.count())
-                .select_from(RequestSlot)
-                .where(
-                    RequestSlot.token_key == self._key,
-                    RequestSlot.slot < self.per_minute,
-                    RequestSlot.used_at > now - self._window,
-                )
-            )
-        return int(used or 0)
+            return await self._used(connection, database_now(self._engine.dialect.name))
 
-    async def _take_slot(self) -> None:
+    async def _take(self) -> None:
         while True:
             now = time.monotonic()
             while self._held and self._held[0] <= now:
-                self._held.popleft()  # not used in time: its stamp may be past
+                self._held.popleft()  # not sent in time: its stamp may be past
             if self._held:
                 self._held.popleft()
+                self._taken.append(now)
                 return
-            claimed, wait = await self._claim(max(1, min(self._wanted, MAX_CLAIM)))
-            self._held.extend([now + self._hold] * claimed)
-            if not claimed:
+            granted, wait = await self._claim(self._claim_size(now))
+            self._held.extend([now + HOLD] * granted)
+            if not granted:
                 await asyncio.sleep(wait)
 
+    def _claim_size(self, now: float) -> int:
+        """What is waiting now, or what was taken within the last `HOLD` if more: a claim
+        per request would make the database the bottleneck of a fan-out. Requests claimed
+        ahead and not sent are lost for a window, so ahead means 5 % of the budget at most."""
+        while self._taken and self._taken[0] <= now - HOLD:
+            self._taken.popleft()
+        ahead = min(len(self._taken), self.per_minute // 20)
+        return max(1, min(max(self._wanted, ahead), MAX_CLAIM))
+
     async def _claim(self, count: int) -> tuple[int, float]:
-        """Claim up to `count` free slots: (how many, else seconds until one frees)."""
+        """Claim up to `count` requests: (how many, else seconds until some free up)."""
         dialect = self._engine.dialect.name
         now = database_now(dialect)
         async with self._engine.begin() as connection:
-            if not self._slots_ready:
-                await self._create_slots(connection, dialect)
-            free = (
-                select(RequestSlot.slot)
-                .where(
-                    RequestSlot.token_key == self._key,
-                    RequestSlot.slot < self.per_minute,
-                    RequestSlot.used_at <= now - self._window,
+            if not self._row_exists:
+                insert_ignoring = postgres_insert if dialect == "postgresql" else sqlite_insert
+                await connection.execute(
+                    insert_ignoring(RequestBudgetRow)
+                    .values(token_key=self._key, claims=0)
+                    .on_conflict_do_nothing(index_elements=["token_key"])
                 )
-                .order_by(RequestSlot.used_at)
-                .limit(count)
+                self._row_exists = True
+            # The lock every replica's claim for this token waits for, held to the commit.
+            await connection.execute(
+                update(RequestBudgetRow)
+                .where(RequestBudgetRow.token_key == self._key)
+                .values(claims=RequestBudgetRow.claims + 1)
             )
-            if dialect == "postgresql":
-                free = free.with_for_update(skip_locked=True)
-            # A CTE, evaluated once: as `slot IN (subquery)` PostgreSQL may run the
-            # subquery again for every row, and claim them all.
-            chosen = free.cte("chosen")
-            result = await connection.execute(
-                update(RequestSlot)
-                .where(RequestSlot.token_key == self._key, RequestSlot.slot == chosen.c.slot)
-                .values(used_at=now + self._hold)
-                .returning(RequestSlot.slot)  # counted so: a rowcount after WITH may be -1
-            )
-            claimed = len(result.all())
-            if claimed:
-                return claimed, 0.0
-            next_free = await connection.scalar(
-                select(func.min(RequestSlot.used_at) + self._window - now).where(
-                    RequestSlot.token_key == self._key, RequestSlot.slot < self.per_minute
+            await connection.execute(
+                delete(RequestGrant).where(
+                    RequestGrant.token_key == self._key,
+                    RequestGrant.granted_at <= now - self._window - HOLD,
                 )
             )
-        # Another replica may take that slot first: then look again.
-        return 0, min(5.0, max(0.005, float(next_free or 0.0)))
+            free = self.per_minute - await self._used(connection, now)
+            if free > 0:
+                granted = min(count, free)
+                await connection.execute(
+                    insert(RequestGrant).values(
+                        token_key=self._key, granted_at=now + HOLD, requests=granted
+                    )
+                )
+                return granted, 0.0
+            frees_up = await connection.scalar(
+                select(func.min(RequestGrant.granted_at) + self._window - now).where(
+                    RequestGrant.token_key == self._key,
+                    RequestGrant.granted_at > now - self._window,
+                )
+            )
+        return 0, min(5.0, max(0.005, float(frees_up or 0.0)))
 
-    async def _create_slots(self, connection: AsyncConnection, dialect: str) -> None:
-        insert = postgres_insert if dialect == "postgresql" else sqlite_insert
-        for start in range(0, self.per_minute, INSERT_CHUNK):
-            rows = [
-                {"token_key": self._key, "slot": slot, "used_at": 0.0}
-                for slot in range(start, min(self.per_minute, start + INSERT_CHUNK))
-            ]
-            await connection.execute(insert(RequestSlot).values(rows).on_conflict_do_nothing())
-        self._slots_ready = True
+    async def _used(self, connection: AsyncConnection, now: ColumnElement[float]) -> int:
+        used = await connection.scalar(
+            select(func.coalesce(func.sum(RequestGrant.requests), 0)).where(
+                RequestGrant.token_key == self._key,
+                RequestGrant.granted_at > now - self._window,
+            )
+        )
+        return int(used or 0)

@@ -11,7 +11,7 @@ from bot.gitlab.budget import RateLimitPacer
 from bot.gitlab.http import RateLimitHeaders
 from bot.store.db import create_engine
 from bot.store.migrate import upgrade_database
-from bot.store.models import RequestSlot
+from bot.store.models import RequestBudgetRow, RequestGrant
 from bot.store.request_budget import SharedRequestBudget
 
 TOKEN = "glpat-service-token-000001"
@@ -55,9 +55,11 @@ async def test_within_budget_nothing_waits_and_the_database_counts_it(database_u
         for _ in range(40):
             await budget.acquire()
             budget.answered(None)
-        assert await budget.used_in_window() == 40
+        # Every request counted; a replica claims up to 5 % of the budget ahead.
+        assert 40 <= await budget.used_in_window() <= 40 + 5
         async with engine.connect() as connection:
-            keys = set((await connection.scalars(select(RequestSlot.token_key))).all())
+            keys = set((await connection.scalars(select(RequestBudgetRow.token_key))).all())
+            keys |= set((await connection.scalars(select(RequestGrant.token_key))).all())
     finally:
         await engine.dispose()
     assert len(keys) == 1 and TOKEN not in next(iter(keys))

@@ -25,14 +25,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
     )
     op.create_table(
-        "request_slots",
+        "request_budgets",
         sa.Column("token_key", sa.String(length=64), nullable=False),
-        sa.Column("slot", sa.Integer(), nullable=False),
-        sa.Column("used_at", sa.Double(), nullable=False),
-        sa.PrimaryKeyConstraint("token_key", "slot", name=op.f("pk_request_slots")),
+        sa.Column("claims", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("token_key", name=op.f("pk_request_budgets")),
     )
-    with op.batch_alter_table("request_slots", schema=None) as batch_op:
-        batch_op.create_index("ix_request_slots_token_key_used_at", ["token_key", "used_at"])
+    op.create_table(
+        "request_grants",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_key", sa.String(length=64), nullable=False),
+        sa.Column("granted_at", sa.Double(), nullable=False),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_request_grants")),
+    )
+    with op.batch_alter_table("request_grants", schema=None) as batch_op:
+        batch_op.create_index("ix_request_grants_token_key_granted_at", ["token_key", "granted_at"])
 
     with op.batch_alter_table("slack_outbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("claimed_by", sa.String(length=128), nullable=True))
@@ -41,7 +48,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("slack_outbox", schema=None) as batch_op:
         batch_op.drop_column("claimed_by")
-    with op.batch_alter_table("request_slots", schema=None) as batch_op:
-        batch_op.drop_index("ix_request_slots_token_key_used_at")
-    op.drop_table("request_slots")
+    with op.batch_alter_table("request_grants", schema=None) as batch_op:
+        batch_op.drop_index("ix_request_grants_token_key_granted_at")
+    op.drop_table("request_grants")
+    op.drop_table("request_budgets")
     op.drop_table("leases")
