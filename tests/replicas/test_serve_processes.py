@@ -30,7 +30,9 @@ from tests.fakes.bot_server import SIGNING_SECRET, SlackUserAgent
 from tests.fakes.serve_process import ServeProcess, serve_env
 from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackStandIn
 
-pytestmark = pytest.mark.postgres
+# Longer than the bounded waits of any test here (start-up included), so that a failure
+# says what it waited for instead of being cut off by pytest's default of 120 s.
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 SERVICE_TOKEN = "glpat-fleet-service-00001"
 WEBHOOK_SECRET = "fleet-webhook-secret"
