@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
 from bot.simulator import GitLabSimulator, Timing, World
@@ -25,7 +25,7 @@ from bot.simulator.world import SimProject
 from bot.store.crypto import generate_key
 from bot.store.db import sync_url
 from bot.store.migrate import upgrade_database
-from bot.store.models import OutboxMessage, Subscription
+from bot.store.models import Lease, OutboxMessage, ScheduledCheck, Subscription
 from tests.fakes.bot_server import SIGNING_SECRET, SlackUserAgent
 from tests.fakes.serve_process import ServeProcess, serve_env
 from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackStandIn
@@ -137,6 +137,31 @@ class Fleet:
         finally:
             engine.dispose()
         return [(method, status) for method, status in rows]
+
+    def due_checks(self) -> list[float]:
+        """When each scheduled check is due (unix time)."""
+        engine = create_engine(sync_url(self.database_url))
+        try:
+            with Session(engine) as session:
+                due = session.scalars(select(ScheduledCheck.due_at)).all()
+        finally:
+            engine.dispose()
+        return [moment.timestamp() for moment in due]
+
+    def set_monitor_lease(self, holder: str, expires_at: float) -> None:
+        engine = create_engine(sync_url(self.database_url))
+        try:
+            with Session(engine) as session, session.begin():
+                if session.get(Lease, "monitor") is None:
+                    session.add(Lease(name="monitor", holder=holder, expires_at=expires_at))
+                else:
+                    session.execute(
+                        update(Lease)
+                        .where(Lease.name == "monitor")
+                        .values(holder=holder, expires_at=expires_at)
+                    )
+        finally:
+            engine.dispose()
 
     def close(self) -> None:
         for replica in self.replicas:
@@ -265,6 +290,30 @@ def test_webhooks_to_both_replicas_post_each_alert_and_each_recovery_once(fleet:
     fleet.wait("two scans", lambda: len(fleet.service_requests(recovered)) >= 2 * 2 * PROJECTS, 30)
     assert len(recoveries()) == 1
     assert len(alert_arrivals(fleet.slack)) == 1
+
+
+def test_checks_a_push_schedules_wait_for_the_leader(fleet: Fleet):
+    """While another process holds the lease, neither replica runs the due checks (nor
+    scans); once it is free, the new leader runs them."""
+    fleet.set_monitor_lease("another-process", time.time() + 3600)
+    both = fleet.start(2)
+    project = fleet.projects[0]
+    assert send_push(both[0], project, str(uuid.uuid4())).status_code == 200
+    due = fleet.wait("the push's scheduled checks", fleet.due_checks, 30)
+    # Past the first check's due time by more than two rounds of each checks loop (2 s).
+    first_due = min(due)
+    fleet.wait("the first check to be due", lambda: time.time() > first_due + 5, 30)
+    assert fleet.service_requests() == []
+    assert min(fleet.due_checks()) == first_due  # still waiting for a leader
+
+    fleet.set_monitor_lease("another-process", 0.0)  # it went away
+    fleet.wait(
+        "the due check taken by the new leader",
+        lambda: all(moment > first_due for moment in fleet.due_checks()),
+        30,
+    )
+    readers = [r for r in both if fleet.by(r)]
+    assert len(readers) == 1
 
 
 def send_push(replica: ServeProcess, project: SimProject, event_uuid: str) -> httpx.Response:
