@@ -215,6 +215,25 @@ def test_only_the_leader_scans_and_a_killed_leader_is_replaced_within_interval_p
     fleet.wait("two more scans", lambda: len(fleet.by(follower, killed)) >= 2 * scan, 30)
 
 
+def test_a_leader_that_stops_renewing_is_replaced_and_stands_down_when_it_comes_back(
+    fleet: Fleet,
+):
+    both = fleet.start(2)
+    scan = 2 * PROJECTS
+    fleet.wait("two scans", lambda: len(fleet.service_requests()) >= 2 * scan, 30)
+    [leader] = [r for r in both if fleet.by(r)]
+    [follower] = [r for r in both if r is not leader]
+    leader.pause()  # it can renew nothing, as if its database connection were gone
+    paused = time.monotonic()
+    fleet.wait("the follower's scans", lambda: len(fleet.by(follower, paused)) >= scan, 30)
+    leader.resume()
+    resumed = time.monotonic()
+    # Three more scans by the new leader: the old one, back, has had three intervals to
+    # scan again, and must not (at most the scan the pause interrupted finishes).
+    fleet.wait("three more scans", lambda: len(fleet.by(follower, resumed)) >= 3 * scan, 30)
+    assert len(fleet.by(leader, resumed)) < scan
+
+
 def test_two_replicas_spend_one_budget_of_30_requests_in_any_60_seconds(fleet: Fleet):
     """20 projects need 40 requests a scan; both replicas poll every second and the
     follower runs `status --refresh` too: still at most 30 requests in any 60 s."""
