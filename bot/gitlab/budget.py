@@ -76,6 +76,12 @@ class RateLimitPacer:
         self._answer.set()
         self._answer = asyncio.Event()
 
+    def not_sent(self) -> None:
+        """A request let through that never went out: it tells nothing about GitLab."""
+        self._in_flight = max(0, self._in_flight - 1)
+        self._answer.set()
+        self._answer = asyncio.Event()
+
     def _known(self) -> bool:
         return self._remaining is not None and self._clock() < self._reset_at
 

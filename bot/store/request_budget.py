@@ -74,7 +74,7 @@ class SharedRequestBudget:
             async with self._lock:
                 await self._take()
         except BaseException:
-            self.pacer.after_answer(None)
+            self.pacer.not_sent()
             raise
         finally:
             self._wanted -= 1
