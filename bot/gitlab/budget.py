@@ -1,7 +1,7 @@
 """How fast the bot may call GitLab with one token.
 
 Two limits apply to every request made with the service token: our own budget (at most
-`MIRRORBOT_GITLAB_REQUESTS_PER_MINUTE` in any window, shared by every replica; its slots
+`MIRRORBOT_GITLAB_REQUESTS_PER_MINUTE` in any window, shared by every replica; its ledger
 live in the database, `bot/store/request_budget.py`) and what GitLab says is left of its
 limit for that token (`RateLimitPacer`): the token may be shared with other clients, and
 their requests count against the same GitLab limit.
