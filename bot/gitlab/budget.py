@@ -2,7 +2,7 @@
 
 Two limits apply to every request made with the service token: our own budget (at most
 `MIRRORBOT_GITLAB_REQUESTS_PER_MINUTE` in any window, shared by every replica; its ledger
-live in the database, `bot/store/request_budget.py`) and what GitLab says is left of its
+lives in the database, `bot/store/request_budget.py`) and what GitLab says is left of its
 limit for that token (`RateLimitPacer`): the token may be shared with other clients, and
 their requests count against the same GitLab limit.
 """
