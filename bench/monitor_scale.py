@@ -27,11 +27,11 @@ from common import SERVICE_TOKEN, start_gitlab, table, world_with_projects, writ
 from sqlalchemy import select
 
 from bot.domain.monitor import check_projects
-from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient, create_http_client
 from bot.store.db import create_engine, session_factory, transaction
 from bot.store.migrate import upgrade_database
 from bot.store.models import MirrorState, Subscription
+from bot.store.request_budget import SharedRequestBudget
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
@@ -53,7 +53,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             for p in projects
         )
     http = create_http_client(simulator.url)
-    budget = RequestBudget(args.budget, window=args.window)
+    budget = SharedRequestBudget(engine, SERVICE_TOKEN, args.budget, window=args.window)
     gitlab_client = GitLabClient(http, SERVICE_TOKEN, budget=budget)
     watched = [(p.id, p.path) for p in projects]
     victim = random.Random(args.seed).choice(projects)

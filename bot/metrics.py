@@ -54,3 +54,6 @@ BACKGROUND_FAILURES = Counter(
     "Passes of a background loop that raised; the loop goes on with its next pass",
     ["loop"],
 )
+MONITOR_LEADER = Gauge(
+    "mirrorbot_monitor_leader", "1 while this replica holds the monitor's lease, else 0"
+)

@@ -61,7 +61,12 @@ def create_app(
     services = services or build_services(settings)
     services.channels = SlackChannelDirectory(build_slack_client(services))
     slack = build_slack_surface(services, verify_requests=not socket_mode)
-    workers = Workers(services, build_slack_client(services, sleep_on_rate_limit=False), timing)
+    # The outbox waits longer for Slack than a reply does: a post given up on while Slack
+    # is only slow would be posted again.
+    outbox_client = build_slack_client(
+        services, sleep_on_rate_limit=False, timeout=outbox.SEND_TIMEOUT
+    )
+    workers = Workers(services, outbox_client, timing)
     slack_handler = AsyncSlackRequestHandler(slack.app)
     inbox_writer = inbox.InboxWriter(services.engine)
 

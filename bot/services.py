@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -13,11 +16,11 @@ from bot.domain.channels import Channel, ChannelDirectory, ChannelUnavailable
 from bot.domain.delivery_health import DeliveryHealth
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import Subscriptions
-from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
 from bot.gitlab.http import GitLabHTTP
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory
+from bot.store.request_budget import SharedRequestBudget
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,10 @@ class Services:
     approvals: Approvals
     subscriptions: Subscriptions
     follow: FollowTiming
-    # One budget per process for the service token: the monitor and `status --refresh`.
-    budget: RequestBudget
+    # Who this process is among the replicas: lease holder, outbox claimer, User-Agent.
+    replica_id: str
+    # The service token's budget, shared by every replica: the monitor and `--refresh`.
+    budget: SharedRequestBudget | None
     # Where `watch` checks channels: Slack's directory in the server, the console's own.
     channels: ChannelDirectory = field(default_factory=lambda: NoChannelDirectory())
     delivery_health: DeliveryHealth = field(default_factory=DeliveryHealth)
@@ -84,8 +89,10 @@ def build_services(
 ) -> Services:
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    gitlab_http = create_http_client(settings.gitlab_url)
+    replica_id = new_replica_id()
+    gitlab_http = create_http_client(settings.gitlab_url, replica=replica_id)
     cipher = TokenCipher(settings.secret_keys)
+    token = settings.gitlab_service_token
     return Services(
         settings=settings,
         engine=engine,
@@ -95,6 +102,16 @@ def build_services(
         approvals=Approvals(sessions, cipher),
         subscriptions=Subscriptions(sessions),
         follow=follow or FollowTiming(),
-        budget=RequestBudget(settings.mirrorbot_gitlab_requests_per_minute),
+        replica_id=replica_id,
+        budget=SharedRequestBudget(
+            engine, token.get_secret_value(), settings.mirrorbot_gitlab_requests_per_minute
+        )
+        if token is not None
+        else None,
         retry=retry,
     )
+
+
+def new_replica_id() -> str:
+    """Unique among the replicas of one database, and says which host and process it is."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(3)}"

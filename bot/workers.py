@@ -1,11 +1,14 @@
 """The background loops of a running bot, started and stopped with the server.
 
-- outbox: deliver Slack messages (every replica; rows are claimed atomically);
+- outbox: deliver Slack messages (every replica; each message is claimed by one);
 - inbox: turn stored webhook pushes into scheduled checks;
-- checks: run the checks that are due;
+- checks: run the checks that are due (leader only);
 - monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
+- lease: keep the leader's lease renewed while it scans;
 - approvals: expire stale approval requests, resolve runs a crash interrupted;
 - retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches).
+
+The leader is whichever replica holds the monitor's lease (`bot/store/leases.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from bot.gitlab.client import GitLabClient
 from bot.services import Services
 from bot.slack.background import sweep_approvals_once
 from bot.slack.outbox_sender import send_due
-from bot.store.locks import leadership
+from bot.store.leases import MONITOR_LEASE, Lease
 
 log = logging.getLogger(__name__)
 INBOX_BATCH = 500  # webhook events turned into scheduled checks per transaction
@@ -53,6 +56,12 @@ class Workers:
         self.services = services
         self.slack = slack
         self.timing = timing or WorkerTiming()
+        self.lease = Lease(
+            services.engine,
+            MONITOR_LEASE,
+            services.replica_id,
+            duration=float(services.settings.mirrorbot_leader_lease),
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def service_gitlab(self) -> GitLabClient | None:
@@ -73,6 +82,7 @@ class Workers:
                     self.scan_as_leader,
                     float(self.services.settings.mirrorbot_poll_interval),
                 ),
+                ("lease", self.renew_lease, self.lease.duration / 3),
             ]
         else:
             log.warning("GITLAB_SERVICE_TOKEN is not set: the monitor is off, no alerts")
@@ -87,6 +97,10 @@ class Workers:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.lease.held:  # hand over now rather than when the lease runs out
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.lease.release(), timeout=2)
+            metrics.MONITOR_LEADER.set(0)
         # Deliver what is already due, so a clean stop leaves the outbox as empty as it can.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.deliver_outbox(), timeout=3)
@@ -95,8 +109,9 @@ class Workers:
         return await send_due(
             self.services.sessions,
             self.slack,
-            self.services.delivery_health,
-            self.timing.outbox_retry,
+            self.services.replica_id,
+            health=self.services.delivery_health,
+            retry=self.timing.outbox_retry,
         )
 
     async def process_inbox(self) -> bool:
@@ -113,6 +128,8 @@ class Workers:
 
     async def run_due_checks(self) -> int:
         gitlab = self.service_gitlab()
+        if not self.lease.held:  # the leader's: its checks and scans share one budget
+            return 0
         project_ids = await monitor.take_due_checks(self.services.sessions)
         if gitlab is None or not project_ids:
             return 0
@@ -127,26 +144,44 @@ class Workers:
         return result.checked
 
     async def scan_as_leader(self) -> int:
+        """Every interval: take or renew the lease, and scan if this replica holds it. A
+        follower tries each interval too, so a dead leader is replaced within the lease's
+        duration plus one interval."""
         gitlab = self.service_gitlab()
-        if gitlab is None:
+        if gitlab is None or not await self.claim_lease():
             return 0
-        async with leadership(self.services.engine) as leader:
-            if not leader:
-                return 0
-            result = await monitor.scan(
-                self.services.sessions,
-                gitlab,
-                concurrency=self.services.settings.mirrorbot_monitor_concurrency,
-                remind_after=self.remind_after,
-            )
-            metrics.MONITOR_CYCLE.observe(result.seconds)
-            log.info(
-                "monitor scan: %d projects in %.1f s, %d problems",
-                result.checked,
-                result.seconds,
-                len(result.problems),
-            )
-            return 0  # always wait the full interval before the next scan
+        result = await monitor.scan(
+            self.services.sessions,
+            gitlab,
+            concurrency=self.services.settings.mirrorbot_monitor_concurrency,
+            remind_after=self.remind_after,
+        )
+        metrics.MONITOR_CYCLE.observe(result.seconds)
+        log.info(
+            "monitor scan: %d projects in %.1f s, %d problems",
+            result.checked,
+            result.seconds,
+            len(result.problems),
+        )
+        return 0  # always wait the full interval before the next scan
+
+    async def renew_lease(self) -> int:
+        """A scan may outlast the lease (a large fleet, a spent budget): renew meanwhile."""
+        if self.lease.held:
+            await self.claim_lease()
+        return 0
+
+    async def claim_lease(self) -> bool:
+        was_leader = self.lease.held
+        try:
+            leader = await self.lease.claim()
+        except Exception as exc:
+            log.warning("could not claim the monitor's lease: %s", type(exc).__name__)
+            leader = self.lease.held  # still ours until it runs out by our own clock
+        if leader != was_leader:
+            log.info("monitor lease %s by %s", "taken" if leader else "lost", self.lease.holder)
+        metrics.MONITOR_LEADER.set(1 if leader else 0)
+        return leader
 
     async def expire_approvals(self) -> int:
         await sweep_approvals_once(self.services, self.slack)

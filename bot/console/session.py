@@ -292,10 +292,10 @@ async def print_alerts_forever(session: ConsoleSession, every: float = 2.0) -> N
     while True:
         with contextlib.suppress(Exception):
             await monitor.scan(services.sessions, gitlab, concurrency=4, remind_after=remind_after)
-            for message in await outbox.claim_due(services.sessions):
+            for message in await outbox.claim_due(services.sessions, services.replica_id, limit=20):
                 renderable, choices = to_terminal(render_outbox(message.kind, message.payload))
                 session.out.print(renderable)
                 if choices:  # the alert's buttons can be picked like any others
                     session.choices = choices
-                await outbox.mark_sent(services.sessions, message.id, None)
+                await outbox.mark_sent(services.sessions, message, None)
         await asyncio.sleep(every)

@@ -3,7 +3,8 @@
 Producers add rows inside their own transaction, keyed by a `dedupe_key` that names what
 the message is (this alert, for this mirror, episode and channel), so a repeated trigger
 adds nothing. Senders claim due rows atomically (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
-then a conditional claim), so two replicas never send the same row at the same time.
+then a conditional claim naming the sender), so two replicas never send the same row at
+the same time; the claim lasts longer than a send can, and only its sender can finish it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,7 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.store.db import transaction
 from bot.store.models import OutboxMessage, utcnow
 
-CLAIM_FOR = timedelta(seconds=60)
+# How long a sender waits for Slack's answer to one message. A claim outlasts that several
+# times over (Slack's client may retry a dropped connection once), so no other replica
+# takes a message back while its post may still be under way.
+SEND_TIMEOUT = 30  # seconds
+CLAIM_FOR = timedelta(seconds=3 * SEND_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class PendingMessage:
     payload: dict[str, Any]
     thread_of: str | None
     attempts: int
+    claimed_by: str
 
 
 async def enqueue(
@@ -91,10 +97,12 @@ async def enqueue(
 
 async def claim_due(
     sessions: async_sessionmaker[AsyncSession],
+    claimer: str,
     *,
-    limit: int = 20,
+    limit: int = 1,
 ) -> list[PendingMessage]:
-    """Claim up to `limit` due messages for this sender, oldest first."""
+    """Claim up to `limit` due messages for `claimer` (this replica), oldest first, for
+    CLAIM_FOR. Claim only what will be sent within that: one at a time by default."""
     now = utcnow()
     async with transaction(sessions) as session:
         due = (
@@ -119,7 +127,7 @@ async def claim_due(
                     OutboxMessage.status == "pending",
                     or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
                 )
-                .values(claimed_until=now + CLAIM_FOR)
+                .values(claimed_until=now + CLAIM_FOR, claimed_by=claimer)
             )
             if result.rowcount:  # type: ignore[attr-defined]
                 row = await session.get(OutboxMessage, message_id)
@@ -133,6 +141,7 @@ async def claim_due(
                         dict(row.payload),
                         row.thread_of,
                         row.attempts,
+                        claimer,
                     )
                 )
         return claimed
@@ -145,15 +154,28 @@ async def parent_ts(sessions: async_sessionmaker[AsyncSession], key: str) -> tup
         return (row.status, row.message_ts) if row else ("missing", None)
 
 
+def _claimed(message: PendingMessage) -> ColumnElement[bool]:
+    """The row is still this sender's claim: only the claimer finishes it."""
+    return and_(
+        OutboxMessage.id == message.id,
+        OutboxMessage.status == "pending",
+        OutboxMessage.claimed_by == message.claimed_by,
+    )
+
+
 async def mark_sent(
-    sessions: async_sessionmaker[AsyncSession], message_id: int, ts: str | None
-) -> None:
+    sessions: async_sessionmaker[AsyncSession], message: PendingMessage, ts: str | None
+) -> bool:
+    """Record the delivery; False if the claim was no longer this sender's."""
     async with transaction(sessions) as session:
-        await session.execute(
+        result = await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
-            .values(status="sent", message_ts=ts, sent_at=utcnow(), claimed_until=None)
+            .where(_claimed(message))
+            .values(
+                status="sent", message_ts=ts, sent_at=utcnow(), claimed_until=None, claimed_by=None
+            )
         )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def retry_later(
@@ -166,31 +188,35 @@ async def retry_later(
     retry: OutboxRetry = DEFAULT_RETRY,
 ) -> None:
     """Release the claim and try again later; give up (status failed) after
-    `retry.max_attempts` counted attempts."""
+    `retry.max_attempts` counted attempts. Nothing happens if the claim is no longer this
+    sender's."""
     attempts = message.attempts + (1 if count else 0)
     wait = after or retry.backoff(attempts)
     status = "failed" if attempts >= retry.max_attempts else "pending"
     async with transaction(sessions) as session:
         await session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message.id)
+            .where(_claimed(message))
             .values(
                 status=status,
                 attempts=attempts,
                 last_error=error[:500],
                 next_attempt_at=utcnow() + wait,
                 claimed_until=None,
+                claimed_by=None,
             )
         )
 
 
-async def give_up(session: AsyncSession, message_id: int, *, error: str) -> None:
-    """Stop trying a message Slack refused for good (retrying cannot make it arrive)."""
-    await session.execute(
+async def give_up(session: AsyncSession, message: PendingMessage, *, error: str) -> bool:
+    """Stop trying a message Slack refused for good (retrying cannot make it arrive);
+    False if the claim was no longer this sender's."""
+    result = await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status="failed", last_error=error[:500], claimed_until=None)
+        .where(_claimed(message))
+        .values(status="failed", last_error=error[:500], claimed_until=None, claimed_by=None)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def depth(sessions: async_sessionmaker[AsyncSession]) -> int:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from bot import metrics
+from bot import __version__, metrics
 from bot.gitlab import errors
 from bot.gitlab.budget import RequestBudget
 from bot.gitlab.http import Answer, Dropped, GitLabHTTP, Refused, TimedOut
@@ -44,10 +44,18 @@ MAX_PAGES = 50
 
 
 def create_http_client(
-    gitlab_url: str, *, timeout: float = 10.0, max_connections: int = 100
+    gitlab_url: str,
+    *,
+    timeout: float = 10.0,
+    max_connections: int = 100,
+    replica: str | None = None,
 ) -> GitLabHTTP:
-    """The process-wide pooled HTTP client for GitLab's API (`<gitlab_url>/api/v4`)."""
-    return GitLabHTTP(gitlab_url, timeout=timeout, max_connections=max_connections)
+    """The process-wide pooled HTTP client for GitLab's API (`<gitlab_url>/api/v4`).
+    `replica` goes into the User-Agent, so GitLab's logs tell the replicas apart."""
+    user_agent = f"mirrorbot/{__version__}" + (f" (replica {replica})" if replica else "")
+    return GitLabHTTP(
+        gitlab_url, timeout=timeout, max_connections=max_connections, user_agent=user_agent
+    )
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,8 @@ class GitLabClient:
             raise errors.GitLabUnreachable("the connection was dropped") from exc
         finally:
             _observe(call, started, answer)
+            if self._budget is not None:
+                self._budget.answered(answer.rate_limit if answer is not None else None)
         if answer.is_success:
             return answer
         raise await self._error_for(call, answer)

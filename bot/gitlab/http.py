@@ -10,13 +10,13 @@ connection never reached GitLab, a dropped one might have.
 from __future__ import annotations
 
 import json as jsonlib
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
-
-from bot import __version__
 
 
 class Refused(Exception):
@@ -29,6 +29,16 @@ class TimedOut(Exception):
 
 class Dropped(Exception):
     """The connection broke mid-exchange: GitLab may or may not have acted."""
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """What GitLab says is left of the token's rate limit (`RateLimit-*` headers, sent on
+    most answers and on its 429s; some APIs send none)."""
+
+    remaining: int
+    reset_at: float  # unix time, on this host's clock
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,12 +59,31 @@ class Answer:
         """The decoded body; `ValueError` if it is not JSON."""
         return jsonlib.loads(self.content)
 
+    @property
+    def rate_limit(self) -> RateLimitHeaders | None:
+        remaining = self.headers.get("RateLimit-Remaining")
+        reset = self.headers.get("RateLimit-Reset")
+        if remaining is None or reset is None:
+            return None
+        try:
+            limit = self.headers.get("RateLimit-Limit")
+            reset_at = float(reset)
+            if date := self.headers.get("Date"):
+                # GitLab's clock may not be ours: count from when it says it answered.
+                reset_at = time.time() + reset_at - parsedate_to_datetime(date).timestamp()
+            return RateLimitHeaders(max(0, int(remaining)), reset_at, int(limit) if limit else None)
+        except (TypeError, ValueError):  # a proxy's idea of these headers: ignore it
+            return None
+
 
 class GitLabHTTP:
     """Pooled connections to `<gitlab_url>/api/v4`, shared by every `GitLabClient`."""
 
-    def __init__(self, gitlab_url: str, *, timeout: float, max_connections: int) -> None:
+    def __init__(
+        self, gitlab_url: str, *, timeout: float, max_connections: int, user_agent: str
+    ) -> None:
         self.base_url = f"{gitlab_url.rstrip('/')}/api/v4"
+        self._user_agent = user_agent
         self._max_connections = max_connections
         # A pool wait counts against `connect`, as with any client that queues for one.
         self._timeout = aiohttp.ClientTimeout(
@@ -67,7 +96,7 @@ class GitLabHTTP:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
-                headers={"User-Agent": f"mirrorbot/{__version__}"},
+                headers={"User-Agent": self._user_agent},
                 timeout=self._timeout,
             )
         return self._session

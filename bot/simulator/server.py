@@ -8,6 +8,7 @@ measures. The routes themselves are plain functions (`api.py`) over the `World`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import socket
 import threading
@@ -21,6 +22,7 @@ import uvicorn
 
 from bot.simulator.api import Request, Response, handle_request, parse_body
 from bot.simulator.faults import Fault, FaultPlan
+from bot.simulator.rate_limits import RateLimit
 from bot.simulator.world import ApiError, World
 
 API_PREFIX = "/api/v4"
@@ -36,6 +38,8 @@ class RecordedRequest:
     body: dict[str, Any]
     status: int
     at: float = field(default_factory=time.monotonic)  # when it arrived (as rate limits count)
+    token_id: str | None = None  # a hash of the token: which token, never the token
+    user_agent: str | None = None
 
 
 @dataclass
@@ -79,6 +83,7 @@ class GitLabSimulator:
         self.world = world or World()
         self.faults = FaultPlan()
         self.requests = RequestLog()
+        self.rate_limit: RateLimit | None = None  # GitLab's own limit per user, when set
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", port))
@@ -146,6 +151,11 @@ class GitLabSimulator:
         if scope.get("raw_path"):  # keep %2F in project paths, as GitLab's router sees them
             path = scope["raw_path"].decode().split("?", 1)[0].removeprefix(API_PREFIX)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        user_agent = headers.get("user-agent")
+        token = headers.get("private-token")
+        if token is None and headers.get("authorization", "").startswith("Bearer "):
+            token = headers["authorization"][len("Bearer ") :]
+        token_id = token_fingerprint(token) if token else None
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         for fault in self.faults.take(method, path):
@@ -185,12 +195,24 @@ class GitLabSimulator:
                 body: Any = (
                     "Retry later" if fault.status == 429 else {"message": f"{fault.status} Error"}
                 )
-                self.requests.add(RecordedRequest(method, path, None, {}, fault.status, arrived))
+                self.requests.add(
+                    RecordedRequest(
+                        method, path, None, {}, fault.status, arrived, token_id, user_agent
+                    )
+                )
                 await _send(send, Response(fault.status, body, extra))
                 return
-        token = headers.get("private-token")
-        if token is None and headers.get("authorization", "").startswith("Bearer "):
-            token = headers["authorization"][len("Bearer ") :]
+        known = self.world.tokens.get(token or "")
+        username = self.world.users[known.user_id].username if known else None
+        limit_headers: dict[str, str] = {}
+        if self.rate_limit is not None and username is not None:
+            allowed, limit_headers = self.rate_limit.check(username)
+            if not allowed:
+                self.requests.add(
+                    RecordedRequest(method, path, username, {}, 429, arrived, token_id, user_agent)
+                )
+                await _send(send, Response(429, "Retry later", limit_headers))
+                return
         try:
             body_data = parse_body(raw, headers.get("content-type", ""))
         except ApiError as exc:
@@ -199,12 +221,21 @@ class GitLabSimulator:
         query = dict(parse_qsl(scope.get("query_string", b"").decode()))
         request = Request(method, path, query, body_data, token, base_url=f"{self.url}{API_PREFIX}")
         response = handle_request(self.world, request)
-        known = self.world.tokens.get(token or "")
-        username = self.world.users[known.user_id].username if known else None
+        if limit_headers:
+            response = Response(
+                response.status, response.body, {**(response.headers or {}), **limit_headers}
+            )
         self.requests.add(
-            RecordedRequest(method, path, username, body_data, response.status, arrived)
+            RecordedRequest(
+                method, path, username, body_data, response.status, arrived, token_id, user_agent
+            )
         )
         await _send(send, response)
+
+
+def token_fingerprint(token: str) -> str:
+    """How the request log names a token: tests tell tokens apart without storing them."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 async def _send(send: Any, response: Response) -> None:

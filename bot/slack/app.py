@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def build_slack_client(
-    services: Services, *, sleep_on_rate_limit: bool = True, authenticated: bool = True
+    services: Services,
+    *,
+    sleep_on_rate_limit: bool = True,
+    authenticated: bool = True,
+    timeout: int = 10,
 ) -> AsyncWebClient:
     """A Web API client. Interactive replies sleep out a 429's Retry-After (twice at most);
     the outbox sender reschedules instead, so it asks for no such sleeping."""
@@ -41,7 +45,7 @@ def build_slack_client(
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value() if authenticated else None,
         base_url=slack_api_base(settings),
-        timeout=10,
+        timeout=timeout,
         retry_handlers=handlers,
     )
 

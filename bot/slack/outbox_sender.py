@@ -72,14 +72,22 @@ MESSAGE_REFUSED = frozenset(
 async def send_due(
     sessions: async_sessionmaker[AsyncSession],
     client: AsyncWebClient,
+    claimer: str,
+    *,
     health: DeliveryHealth | None = None,
     retry: OutboxRetry = outbox.DEFAULT_RETRY,
+    batch: int = 20,
 ) -> int:
-    """Send what is due; returns how many messages were claimed."""
-    messages = await outbox.claim_due(sessions)
-    for message in messages:
-        await _send(sessions, client, message, health or DeliveryHealth(), retry)
-    return len(messages)
+    """Send up to `batch` due messages, each claimed just before it is sent (a batch
+    claimed at once would outlast its claim behind a slow Slack, and another replica
+    would send it again); returns how many were claimed."""
+    health = health or DeliveryHealth()
+    sent = 0
+    while sent < batch and (claimed := await outbox.claim_due(sessions, claimer)):
+        for message in claimed:
+            await _send(sessions, client, message, health, retry)
+            sent += 1
+    return sent
 
 
 async def _send(
@@ -155,7 +163,8 @@ async def _send(
         )
         await outbox.retry_later(sessions, message, error=type(exc).__name__, retry=retry)
         return
-    await outbox.mark_sent(sessions, message.id, ts)
+    if not await outbox.mark_sent(sessions, message, ts):
+        log.warning("outbox message %s was sent after its claim ran out", message.dedupe_key)
     if health.delivered():
         log.warning("Slack accepts the bot token again: messages are delivered")
         metrics.SLACK_TOKEN_REJECTED.set(0)
@@ -170,7 +179,7 @@ async def _give_up(
 ) -> None:
     metrics.OUTBOX_GIVEN_UP.labels(error if error in _KNOWN else "other").inc()
     async with transaction(sessions) as session:
-        await outbox.give_up(session, message.id, error=error)
+        await outbox.give_up(session, message, error=error)
 
 
 async def _channel_gone(
@@ -179,7 +188,7 @@ async def _channel_gone(
     """Stop this message and the channel's subscriptions, in one transaction."""
     metrics.OUTBOX_GIVEN_UP.labels(error).inc()
     async with transaction(sessions) as session:
-        await outbox.give_up(session, message.id, error=error)
+        await outbox.give_up(session, message, error=error)
         broken = await mark_channel_broken(session, message.channel_id, error)
     if broken:
         log.warning(

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -247,6 +248,7 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[datetime | None]  # a sender owns the row until then
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  # … this sender (replica)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # the pruner's
     sent_at: Mapped[datetime | None]
@@ -282,3 +284,40 @@ class ScheduledCheck(Base):
     due_at: Mapped[datetime] = mapped_column(index=True)
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """A role one replica holds at a time (the monitor's leader) until `expires_at`.
+
+    Times are seconds since the epoch on the database's clock, so replicas on hosts whose
+    clocks disagree still agree on who holds it."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(Double)
+
+
+class RequestBudgetRow(Base):
+    """One row per GitLab token that has a budget: the lock its claims take in turn.
+    `token_key` is a hash of the token, never the token."""
+
+    __tablename__ = "request_budgets"
+
+    token_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claims: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RequestGrant(Base):
+    """`requests` of a token's budget, granted to one replica at `granted_at` (database
+    clock, epoch seconds). The grants of the last window never add up to more than the
+    budget."""
+
+    __tablename__ = "request_grants"
+    __table_args__ = (Index("ix_request_grants_token_key_granted_at", "token_key", "granted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_key: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[float] = mapped_column(Double)
+    requests: Mapped[int] = mapped_column(Integer)

@@ -195,8 +195,8 @@ async def test_checks_on_both_databases_claim_each_message_once(database_url):
             session.add(subscription(1, "CA"))
         for _ in range(3):
             await check(sessions, snap("failed"))
-        first = await claim_due(sessions)
-        second = await claim_due(sessions)
+        first = await claim_due(sessions, "replica-a", limit=20)
+        second = await claim_due(sessions, "replica-b", limit=20)
         assert [m.kind for m in first] == ["alert"] and second == []
     finally:
         await engine.dispose()
@@ -209,3 +209,39 @@ async def test_unwatching_stops_alerts(watched):
         await session.execute(delete(Subscription).where(Subscription.channel_id == "CB"))
     await check(watched, snap("failed"))
     assert await messages(watched) == [("alert", "CA")]
+
+
+async def test_only_the_claimer_finishes_a_claim(database_url):
+    """A sender whose claim ran out (a slow Slack) and was taken by another replica can
+    neither mark the message sent nor release it for a third sender."""
+    from sqlalchemy import update
+
+    from bot.domain.outbox import mark_sent, retry_later
+    from bot.store.db import create_engine, session_factory
+    from bot.store.migrate import upgrade_database
+
+    upgrade_database(database_url)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    try:
+        async with transaction(sessions) as session:
+            session.add(subscription(1, "CA"))
+        await check(sessions, snap("failed"))
+        [slow] = await claim_due(sessions, "replica-a")
+        assert await claim_due(sessions, "replica-b") == []  # within the claim: nobody else
+        async with transaction(sessions) as session:  # replica-a's claim runs out
+            await session.execute(
+                update(OutboxMessage).values(claimed_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        [taken] = await claim_due(sessions, "replica-b")
+        assert taken.id == slow.id
+        await retry_later(sessions, slow, error="timed out")
+        assert await claim_due(sessions, "replica-c") == []  # still replica-b's
+        assert await mark_sent(sessions, slow, "1.1") is False
+        assert await mark_sent(sessions, taken, "2.2") is True
+        async with sessions() as session:
+            row = await session.get(OutboxMessage, taken.id)
+        assert row is not None
+        assert (row.status, row.message_ts, row.attempts) == ("sent", "2.2", 0)
+    finally:
+        await engine.dispose()

@@ -2,7 +2,7 @@
 
 Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*,
 conversations.*), and can be told to rate-limit (429 + Retry-After), fail with an API
-error, be down (503), or drop the connection without an answer. Every `ts` it hands
+error, be down (503), be slow, or drop the connection without an answer. Every `ts` it hands
 out is distinct.
 
 Channels: a channel id nobody set up is a public channel every user of the workspace
@@ -77,6 +77,7 @@ class _Fault:
     status: int = 200
     error: str | None = None
     retry_after: int | None = None
+    delay: float = 0.0  # answer normally, after this many seconds
 
 
 class _Server(ThreadingHTTPServer):
@@ -90,6 +91,8 @@ class SlackStandIn:
     bot_token: str = BOT_TOKEN
     team_id: str = TEAM_ID
     calls: list[SlackCall] = field(default_factory=list)
+    # Every call as it arrives, before any slow answer (status 0: not answered yet).
+    arrivals: list[SlackCall] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -147,6 +150,11 @@ class SlackStandIn:
     def fail(self, method: str, error: str, times: int = 1) -> None:
         with self._lock:
             self._faults.append(_Fault(method, times, 200, error))
+
+    def slow(self, method: str, seconds: float, times: int = 1_000_000) -> None:
+        """Answer `method` as usual, but only after `seconds` (a slow Slack)."""
+        with self._lock:
+            self._faults.append(_Fault(method, times, delay=seconds))
 
     def down(self, method: str = "*", times: int = 1) -> None:
         with self._lock:
@@ -366,7 +374,12 @@ class _Handler(BaseHTTPRequestHandler):
         method = "response_url" if path.startswith("/response/") else path.rsplit("/", 1)[-1]
         auth = self.headers.get("Authorization") or ""
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else body.get("token")
+        with stand_in._lock:
+            stand_in.arrivals.append(SlackCall(method, body, path, token, 0))
         fault = stand_in._take_fault(method)
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+            fault = None
         # Recorded before the answer goes out, so whoever sees the answer sees the call.
         if fault and fault.status == DROPPED:
             stand_in._record(SlackCall(method, body, path, token, DROPPED))

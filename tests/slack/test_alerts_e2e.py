@@ -2,7 +2,6 @@
 
 import json
 import logging
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -353,48 +352,3 @@ def test_an_alert_survives_a_restart_between_failure_and_delivery(
         assert len(alerts(second)) == 1
     finally:
         second.server.stop()
-
-
-@pytest.mark.postgres
-def test_two_replicas_on_postgres_post_each_alert_exactly_once(
-    sample, gitlab_sim, slack, postgres_url
-):
-    key = generate_key()
-    replicas = [
-        start_harness(
-            sample,
-            gitlab_sim,
-            slack,
-            postgres_url,
-            key,
-            gitlab_webhook_secret=WEBHOOK_SECRET,
-            mirrorbot_poll_interval=1,
-        )
-        for _ in range(2)
-    ]
-    first = replicas[0]
-    try:
-        first.link("UALICE", ALICE_TOKEN)
-        first.command("watch group/app", channel="CALERTS")
-        first.wait_response("now gets alerts")
-        sample.world.fail_now(sample.https_mirror, AUTH_ERROR)
-        sample.world.fail_now(sample.ssh_mirror, "Host key verification failed.")
-        for _ in range(3):
-            event = push_event(first)
-            event_uuid = str(uuid.uuid4())
-            for replica in replicas:  # both receive every webhook, as behind a balancer
-                send_webhook(replica, event, event_uuid=event_uuid)
-        first.wait(lambda: len(alerts(first)) >= 2, timeout=15)
-        time.sleep(3)  # more monitor rounds on both replicas
-        assert len(alerts(first)) == 2
-        sample.world.set_outcome(sample.https_mirror, None)
-        sample.world.push(sample.app)
-        first.wait_post("Recovered", timeout=15)
-        time.sleep(2)
-        assert (
-            len([c for c in slack.of("chat.postMessage") if "Recovered" in c.body.get("text", "")])
-            == 1
-        )
-    finally:
-        for replica in replicas:
-            replica.server.stop()

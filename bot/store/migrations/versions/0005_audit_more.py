@@ -3,8 +3,8 @@
 Links, unlinks, subscriptions, mutes and the console's `as USER` are audited too; they need
 the channel and the person acted on (an admin's unlink, a link made by the CLI).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """channels: broken subscriptions, and projects the monitor cannot check
 
-Revision ID: 0004
-Revises: 0007
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01 08:50:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0007"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
