@@ -73,13 +73,16 @@ def test_no_url_keeps_its_userinfo_after_scrubbing(
     url = f"{scheme}://{userinfo}@{host}{path}"
     scrubbed = scrub_url(url)
     assert scrubbed is not None
-    assert f"{userinfo}@" not in scrubbed
+    # Userinfo made only of stars and colons looks like the mask itself: the exact
+    # components below still prove it was replaced.
+    telling = bool(userinfo.strip("*:"))
+    assert not telling or f"{userinfo}@" not in scrubbed
     parts = urlsplit(scrubbed)
     assert parts.username == "*****"  # every generated user name is non-empty
     assert parts.password == (None if password is None else "*****")
     assert scrubbed.endswith(f"@{host}{path}")
     # Scrubbing free text that contains the URL masks it as well.
-    assert f"{userinfo}@" not in scrub_text(f"error pushing to {url}: denied")
+    assert not telling or f"{userinfo}@" not in scrub_text(f"error pushing to {url}: denied")
 
 
 @given(st.text(max_size=200))
