@@ -80,7 +80,7 @@ async def decide(
 ) -> Reply:
     """Approve, reject or cancel; an approved change runs with the requester's token."""
     approval = await services.approvals.get(request_id)
-    if approval is None:
+    if approval is None or approval.team_id != actor.team_id:
         raise ApprovalRefused("that approval request no longer exists")
     if action is ApprovalActions.CANCEL:
         await services.approvals.cancel(request_id, actor.user_id)
@@ -98,6 +98,11 @@ async def decide(
         await services.approvals.reject(request_id, actor.user_id)
         return await _decided(request_id, services)
     approver = await gitlab_user_of(approver_gitlab)
+    if approver.bot:
+        raise ApprovalRefused(
+            "a project or group access token cannot approve: its bot user is no second "
+            "person — link your own GitLab account with `/mirror login`"
+        )
     operation, requester_gitlab_user_id = await services.approvals.approve(
         request_id, actor.user_id, approver.id
     )

@@ -34,6 +34,7 @@ from bot.domain.errors import DomainError
 from bot.domain.mirrors import Operation, OperationRequest
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import InsufficientRole, ProjectNotFound
+from bot.gitlab.models import MAINTAINER
 from bot.gitlab.refs import ProjectRef
 from bot.store.crypto import TokenCipher
 from bot.store.db import transaction
@@ -54,6 +55,11 @@ class Status(StrEnum):
     EXPIRED = "expired"
     EXECUTED = "executed"
     FAILED = "failed"
+
+
+FINAL = frozenset(
+    {Status.EXECUTED, Status.FAILED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED}
+)
 
 
 class ApprovalRefused(DomainError):
@@ -366,7 +372,7 @@ class Approvals:
                         ApprovalRequest.id == request_id,
                         ApprovalRequest.status == Status.PENDING.value,
                     )
-                    .values(status=Status.EXPIRED.value, decided_at=now)
+                    .values(status=Status.EXPIRED.value, decided_at=now, params_ciphertext=None)
                 )
                 if changed.rowcount:  # type: ignore[attr-defined]
                     row = await session.get(ApprovalRequest, request_id)
@@ -411,6 +417,8 @@ class Approvals:
             values |= {"decided_at": now, "approver_id": approver_id}
         if result is not None:
             values["result"] = result
+        if target in FINAL:  # the parameters may hold a password: kept only while needed
+            values["params_ciphertext"] = None
         changed = await session.execute(update(ApprovalRequest).where(*conditions).values(**values))
         if not changed.rowcount:  # type: ignore[attr-defined]
             current = await session.get(ApprovalRequest, request_id)
@@ -436,8 +444,9 @@ class Approvals:
 async def visible_to(
     gitlab: GitLabClient, user_id: str, approvals: list[Approval], *, concurrency: int = 8
 ) -> list[Approval]:
-    """The requests `user_id` may see: their own, and those on projects their own token
-    (`gitlab`) can read — a request names a project, a mirror URL and who asked."""
+    """The requests `user_id` may see: their own, and those on projects where their own
+    token (`gitlab`) has the Maintainer role — GitLab shows a project's mirrors to its
+    Maintainers only, and a request names a mirror URL and what it changes."""
     others = {a.project_id for a in approvals if a.requester_id != user_id}
     readable: set[int] = set()
     limit = asyncio.Semaphore(concurrency)
@@ -445,10 +454,11 @@ async def visible_to(
     async def check(project_id: int) -> None:
         async with limit:
             try:
-                await gitlab.get_project(ProjectRef(str(project_id)))
+                project = await gitlab.get_project(ProjectRef(str(project_id)))
             except (ProjectNotFound, InsufficientRole):
                 return
-            readable.add(project_id)
+            if project.access_level >= MAINTAINER:
+                readable.add(project_id)
 
     await asyncio.gather(*(check(project_id) for project_id in others))
     return [a for a in approvals if a.requester_id == user_id or a.project_id in readable]

@@ -98,6 +98,9 @@ class GitLabUser(_GitLabModel):
     name: str | None = None
     state: str | None = None
     is_admin: bool | None = None
+    # True for the user behind a project or group access token (one Maintainer can mint
+    # any number of them), so it is no second person.
+    bot: bool | None = None
     web_url: str | None = None
 
 

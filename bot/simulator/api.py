@@ -112,6 +112,7 @@ def _current_user(
             "name": user.name,
             "state": "active",
             "is_admin": user.is_admin,
+            "bot": user.bot,
             "web_url": f"{world.web_url}/{user.username}",
         },
     )

@@ -78,6 +78,8 @@ class SimUser:
     username: str
     name: str
     is_admin: bool = False
+    # A project or group access token's user: GitLab makes one bot user per such token.
+    bot: bool = False
 
 
 @dataclass
@@ -191,9 +193,11 @@ class World:
 
     # --- set-up (used by tests and the demo) --------------------------------------------
 
-    def add_user(self, username: str, *, is_admin: bool = False) -> SimUser:
+    def add_user(self, username: str, *, is_admin: bool = False, bot: bool = False) -> SimUser:
         with self.lock:
-            user = SimUser(self._id("user"), username, username.replace(".", " ").title(), is_admin)
+            user = SimUser(
+                self._id("user"), username, username.replace(".", " ").title(), is_admin, bot
+            )
             self.users[user.id] = user
             return user
 

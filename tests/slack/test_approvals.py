@@ -231,3 +231,67 @@ def test_approvals_shows_nothing_to_a_user_whose_token_cannot_read_the_project(l
     assert "group/app" not in json.dumps(linked.responses())
     linked.command("approvals", user="UBOB")  # a maintainer of group/app sees it
     linked.wait_response("<@UALICE>: delete push mirror")
+
+
+def test_a_project_access_token_of_the_requester_cannot_approve(linked: Harness):
+    """A Maintainer can mint project access tokens at will: each is a GitLab bot user with
+    an id of its own, so comparing user ids alone would let one person approve."""
+    world = linked.sample.world
+    robot = world.add_user("project_1_bot_0a1b", bot=True)
+    world.add_token(robot, "glpat-project-bot-token-0009")
+    linked.sample.app.members[robot.id] = 40  # the token's Maintainer role on group/app
+    linked.link("UALT", "glpat-project-bot-token-0009")
+    request_id = request_delete(linked)
+    approve(linked, request_id, "UALT")
+    linked.wait_response("a project or group access token cannot approve")
+    assert deletes(linked) == 0
+    approve(linked, request_id, "UBOB")  # a second person still can
+    linked.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
+    assert deletes(linked) == 1
+
+
+def test_approvals_shows_requests_only_to_maintainers_of_the_project(linked: Harness):
+    request_delete(linked)
+    linked.command("approvals", user="UDAVE")  # a Developer of group/app: no mirrors for him
+    linked.wait_response("No approval requests are waiting")
+    linked.command("approvals", user="UBOB")
+    linked.wait_response("<@UALICE>: delete push mirror")
+
+
+def test_a_decided_request_keeps_no_parameters(linked: Harness):
+    """A request's parameters may hold a pull mirror's password: once it is decided they
+    are erased, whatever the outcome."""
+    from sqlalchemy import create_engine, text
+
+    from bot.store.db import sync_url
+
+    def request(command: str) -> str:
+        before = len(linked.slack.of("chat.postMessage"))
+        linked.command(command, channel="COPS")
+        linked.slack.wait_for(lambda: len(linked.slack.of("chat.postMessage")) > before)
+        card = linked.slack.of("chat.postMessage")[-1].body
+        return next(
+            ApprovalRef.model_validate_json(element["value"]).request_id
+            for block in card["blocks"]
+            for element in block.get("elements", [])
+            if element.get("action_id") == ApprovalActions.APPROVE
+        )
+
+    https, ssh = linked.sample.https_mirror.id, linked.sample.ssh_mirror.id
+    executed = request(f"delete group/app {https}")
+    rejected = request(f"disable group/app {ssh}")
+    cancelled = request(f"delete group/app {ssh}")
+    approve(linked, executed, "UBOB")
+    linked.wait_post("*executed* — approved by <@UBOB>", method="chat.update")
+    approve(linked, rejected, "UBOB", ApprovalActions.REJECT)
+    linked.wait_post("rejected by <@UBOB>", method="chat.update")
+    approve(linked, cancelled, "UALICE", ApprovalActions.CANCEL)
+    linked.wait_post("cancelled by the requester", method="chat.update")
+    engine = create_engine(sync_url(linked.settings.database_url))
+    with engine.connect() as connection:
+        kept = connection.execute(
+            text("SELECT status, params_ciphertext FROM approval_requests")
+        ).all()
+    engine.dispose()
+    assert sorted(status for status, _ in kept) == ["cancelled", "executed", "rejected"]
+    assert [params for _, params in kept] == [None, None, None]

@@ -285,13 +285,16 @@ def pending_approvals(reply: PendingApprovals) -> SlackMessage:
     if not reply.approvals:
         return SlackMessage("no pending approvals", [section("No approval requests are waiting.")])
     blocks: list[dict[str, Any]] = [section("*Waiting for approval*")]
+    # Each entry carries Approve, so it shows what the card shows: the mirror's URL and
+    # every attribute the change sets (a request made in a DM has no card anyone else sees).
     shown = reply.approvals[: (MAX_BLOCKS - 2) // 2]
     for approval in shown:
+        changes = f"\n{change_lines(approval.changes)}" if approval.changes else ""
         blocks.append(
             section(
                 f"<@{approval.requester_id}>: {approval.operation.verb}"
-                f"{_target(approval, plain=True)} in *{escape(approval.project_path)}* — "
-                f"expires {slack_date(approval.expires_at)}"
+                f"{_target(approval)} in *{escape(approval.project_path)}* — "
+                f"expires {slack_date(approval.expires_at)}{changes}"
             )
         )
         blocks.append(approval_buttons(approval))
