@@ -89,3 +89,11 @@ def test_no_url_keeps_its_userinfo_after_scrubbing(
 def test_scrubbing_never_raises(text):
     scrub_url(text)
     scrub_text(text)
+
+
+def test_a_token_in_a_query_string_or_fragment_is_masked():
+    scrubbed = scrub_url("https://h.example.org/x.git?access_token=abc123secret&ref=main#frag")
+    assert scrubbed == "https://h.example.org/x.git?access_token=*****&ref=*****#*****"
+    text = "push to https://h.example.org/x.git?private_token=abc123secret failed"
+    assert scrub_text(text) == "push to https://h.example.org/x.git?private_token=***** failed"
+    assert scrub_text("denied for ghp_abcdefghijklmnop") == "denied for *****"

@@ -252,3 +252,15 @@ def test_approvals_lists_pending_requests(linked: Harness):
     linked.wait_post("asks to *delete push mirror*")
     linked.command("approvals", user="UBOB")
     linked.wait_response("<@UALICE>: delete push mirror")
+
+
+def test_a_token_in_a_mirror_urls_query_string_never_reaches_slack(linked):
+    """GitLab masks a mirror URL's userinfo, not its query string."""
+    mirror = linked.sample.world.add_push_mirror(
+        linked.sample.app, "https://h.example.org/x.git?access_token=qs-secret-42", enabled=True
+    )
+    linked.command("list group/app")
+    linked.wait_response("h.example.org/x.git")
+    linked.command(f"show group/app {mirror.id}")
+    linked.wait_response("access_token=*****")
+    assert "qs-secret-42" not in json.dumps([c.body for c in linked.slack.calls])
