@@ -8,8 +8,10 @@ as they stream, chunked encoding included — and is never read past its door's 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 SLACK_MAX_BODY_BYTES = 1024 * 1024
 # Health and metrics take no body.
 NO_BODY = 0
+# A body that has not arrived whole by then is refused (408): a client that dribbles one
+# byte at a time holds no connection for long.
+BODY_SECONDS = 10.0
+# Slack refuses requests signed more than 5 minutes ago; so does the bot.
+SLACK_MAX_AGE_SECONDS = 300
 
 Headers = Mapping[str, bytes]
 
@@ -33,6 +40,10 @@ class Knock(Protocol):
     @property
     def needs_body(self) -> bool: ...
 
+    def plausible(self, headers: Headers) -> bool:
+        """A check of the headers alone, before any body is read."""
+        ...
+
     def admits(self, headers: Headers, body: bytes) -> bool: ...
 
 
@@ -41,15 +52,49 @@ class SlackSignature:
     """Slack's v0 signature of timestamp and body with the signing secret; a timestamp
     more than 5 minutes away is refused, so a captured request cannot be replayed."""
 
-    signing_secret: str
+    signing_secret: str = field(repr=False)
     needs_body: bool = True
+    seen: SeenSignatures = field(default_factory=lambda: SeenSignatures(SLACK_MAX_AGE_SECONDS))
+
+    def plausible(self, headers: Headers) -> bool:
+        timestamp = headers.get("x-slack-request-timestamp", b"").decode("latin-1")
+        signature = headers.get("x-slack-signature", b"")
+        return (
+            bool(self.signing_secret)
+            and timestamp.isdigit()
+            and abs(time.time() - int(timestamp)) <= SLACK_MAX_AGE_SECONDS
+            and signature.startswith(b"v0=")
+        )
 
     def admits(self, headers: Headers, body: bytes) -> bool:
         timestamp = headers.get("x-slack-request-timestamp", b"").decode("latin-1")
         signature = headers.get("x-slack-signature", b"").decode("latin-1")
-        if not self.signing_secret or not timestamp.isdigit():
+        if not self.plausible(headers):
             return False
-        return SignatureVerifier(self.signing_secret).is_valid(body, timestamp, signature)
+        if not SignatureVerifier(self.signing_secret).is_valid(body, timestamp, signature):
+            return False
+        # A valid signature seen before is a replay (a captured request sent again within
+        # its 5 minutes): Slack signs every request it sends anew.
+        return self.seen.first_time(signature)
+
+
+class SeenSignatures:
+    """Signatures admitted in the last `seconds`, in this process (Slack sends a request
+    to one replica; a replay to another replica is still refused after 5 minutes)."""
+
+    def __init__(self, seconds: float, most: int = 100_000) -> None:
+        self._seconds, self._most = seconds, most
+        self._seen: dict[str, float] = {}
+
+    def first_time(self, signature: str) -> bool:
+        now = time.monotonic()
+        if len(self._seen) >= self._most or next(iter(self._seen.values()), now) < now:
+            self._seen = {s: t for s, t in self._seen.items() if t >= now}
+        if signature in self._seen:
+            return False
+        if len(self._seen) < self._most:
+            self._seen[signature] = now + self._seconds
+        return True
 
 
 @dataclass(frozen=True)
@@ -60,6 +105,9 @@ class SharedSecretHeader:
     header: str
     secret: str | None = field(repr=False)
     needs_body: bool = False
+
+    def plausible(self, headers: Headers) -> bool:
+        return self.admits(headers, b"")
 
     def admits(self, headers: Headers, body: bytes) -> bool:
         if not self.secret:
@@ -72,6 +120,9 @@ class Public:
     """No check: read-only answers that reveal nothing secret (health, metrics)."""
 
     needs_body: bool = False
+
+    def plausible(self, headers: Headers) -> bool:
+        return True
 
     def admits(self, headers: Headers, body: bytes) -> bool:
         return True
@@ -110,17 +161,21 @@ class Doors:
             await answer(send, 405, {"error": f"use {door.method}"}, allow=door.method)
             return
         headers = {name.decode("latin-1").lower(): value for name, value in scope["headers"]}
-        if not door.knock.needs_body and not door.knock.admits(headers, b""):
-            await answer(send, 401, {"error": door.refusal})
-            return
         declared = headers.get("content-length", b"")
         if declared.isdigit() and int(declared) > door.max_body_bytes:
             await answer(send, 413, {"error": "payload too large"})
             return
+        if not door.knock.plausible(headers):  # refused before a byte of the body is read
+            await answer(send, 401, {"error": door.refusal})
+            return
         try:
-            body = await _read_at_most(receive, door.max_body_bytes)
+            async with asyncio.timeout(BODY_SECONDS):
+                body = await _read_at_most(receive, door.max_body_bytes)
         except _HungUp:
             return  # nobody is left to read an answer
+        except TimeoutError:
+            await answer(send, 408, {"error": "the body took too long to arrive"})
+            return
         if body is None:
             await answer(send, 413, {"error": "payload too large"})
             return

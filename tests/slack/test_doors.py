@@ -1,6 +1,7 @@
 """Every HTTP door checks who knocks, and refuses a body over its limit before reading it
 whole: signatures (missing, wrong, replayed), webhook tokens, 413s, and the server stays up."""
 
+import socket
 import time
 from urllib.parse import urlencode
 
@@ -93,10 +94,59 @@ def test_a_chunked_slack_body_over_the_limit_is_413_while_streaming(harness: Har
     response = httpx.post(
         f"{harness.server.url}/slack/events",
         content=chunks(),  # chunked: no Content-Length to refuse it by
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        # Headers that pass the check made before the body is read; the signature itself
+        # can only be checked once the body is in, and the body never gets in whole.
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(int(time.time())),
+            "X-Slack-Signature": "v0=" + "0" * 64,
+        },
     )
     assert response.status_code == 413
     assert httpx.get(f"{harness.server.url}/healthz").status_code == 200
+
+
+def test_an_unsigned_chunked_body_is_refused_before_it_is_read(harness: Harness):
+    sent = []
+
+    def chunks():
+        for _ in range(3):
+            sent.append(1)
+            yield b"x" * (1024 * 1024)
+
+    response = httpx.post(
+        f"{harness.server.url}/slack/events",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 401
+
+
+def test_a_body_that_dribbles_in_is_refused_after_its_deadline(harness: Harness):
+    """A client sending one byte at a time holds no connection past BODY_SECONDS."""
+    host, port = harness.server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(
+            b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"X-Slack-Request-Timestamp: " + str(int(time.time())).encode() + b"\r\n"
+            b"X-Slack-Signature: v0=" + b"0" * 64 + b"\r\n\r\nx"
+        )
+        started = time.monotonic()
+        answer = connection.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert time.monotonic() - started < 25  # the deadline (10 s), not the client, ended it
+
+
+def test_a_replayed_signed_request_is_refused(harness: Harness):
+    """The same signed request sent twice within its 5 minutes: the copy is refused."""
+    body = "command=%2Fmirror&text=help&user_id=UALICE&team_id=T0TEAM&channel_id=C1"
+    first = harness.agent._post(body, "application/x-www-form-urlencoded")
+    assert first.status_code == 200
+    again = httpx.post(
+        f"{harness.server.url}/slack/events", content=body.encode(), headers=first.request.headers
+    )
+    assert again.status_code == 401
 
 
 def test_a_slack_body_just_under_the_limit_still_gets_its_signature_checked(harness: Harness):
