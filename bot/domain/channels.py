@@ -34,6 +34,8 @@ class Channel:
     is_archived: bool = False
     is_direct: bool = False  # a DM or group DM: no channel to share alerts in
     bot_is_member: bool = True
+    # Shared with another organisation (Slack Connect): its people are not this company's.
+    is_shared_outside: bool = False
 
 
 class ChannelDirectory(Protocol):
@@ -75,6 +77,11 @@ async def channel_to_watch_into(
         )
     if channel.is_archived:
         raise ChannelRefused(f"{shown} is archived: pick a channel that is in use")
+    if channel.is_shared_outside:
+        raise ChannelRefused(
+            f"{shown} is shared with another organisation (Slack Connect): a project's alerts "
+            "stay inside the company — pick a channel of this workspace"
+        )
     if not await directory.is_member(channel.id, user_id):
         raise ChannelRefused(
             f"you are not a member of {shown}: only its members can send a project's alerts "

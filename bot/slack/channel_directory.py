@@ -79,6 +79,7 @@ def _channel(found: dict[str, Any]) -> Channel:
         is_archived=bool(found.get("is_archived")),
         is_direct=bool(found.get("is_im") or found.get("is_mpim")),
         bot_is_member=bool(found.get("is_member")),
+        is_shared_outside=bool(found.get("is_ext_shared") or found.get("is_pending_ext_shared")),
     )
 
 

@@ -37,6 +37,7 @@ class FakeChannel:
     members: set[str]
     is_private: bool = False
     is_archived: bool = False
+    is_ext_shared: bool = False  # a Slack Connect channel
     deleted: bool = False
     post_error: str | None = None  # every chat.* call into it answers this error
 
@@ -50,6 +51,7 @@ class FakeChannel:
             "is_channel": True,
             "is_private": self.is_private,
             "is_archived": self.is_archived,
+            "is_ext_shared": self.is_ext_shared,
             "is_member": BOT_USER_ID in self.members,
         }
 

@@ -64,3 +64,12 @@ def test_watching_here_checks_this_channel_too(linked: Harness):
 def test_a_direct_message_is_no_channel_for_alerts(linked: Harness):
     linked.command("watch group/app", channel="D0DIRECT01")
     linked.wait_response("alerts go to a channel")
+
+
+def test_watch_into_a_channel_shared_with_another_organisation_is_refused(linked: Harness):
+    shared = linked.slack.add_channel("C0SHARED1", "vendor-collab", members=["UALICE"])
+    shared.is_ext_shared = True
+    linked.command("watch group/app #C0SHARED1", channel="C1")
+    linked.wait_response("is shared with another organisation (Slack Connect)")
+    linked.command("watching", channel="C0SHARED1")
+    linked.wait_response("This channel watches no project")
