@@ -121,6 +121,8 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
             await services.subscriptions.active_mutes(actor.channel_id),
         )
     if name == "status":
+        if command.refresh:  # it spends the service token's budget: linked people only
+            await services.accounts.gitlab_for(actor.slack_user)
         return await status_report(actor.channel_id, services, refresh=command.refresh)
     if name in MODAL_COMMANDS:
         raise UsageError(f"`{name.replace('-', ' ')}` opens a form: use it from Slack")

@@ -227,6 +227,10 @@ def test_status_answers_from_observations_and_refreshes(linked: Harness):
     linked.command("status", channel="C9")
     linked.wait_response("not observed yet")
     linked.sample.world.fail_now(linked.sample.https_mirror, "fatal: Authentication failed")
+    reads = len(linked.gitlab.requests.matching("GET"))
+    linked.command("status --refresh", channel="C9", user="USTRANGER")  # spends the budget
+    linked.wait_response("link your GitLab account")
+    assert len(linked.gitlab.requests.matching("GET")) == reads
     linked.command("status --refresh", channel="C9")
     body = linked.wait_response("just refreshed")
     text = json.dumps(body)
