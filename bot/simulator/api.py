@@ -120,6 +120,8 @@ def _current_user(
 def _current_token(
     world: World, request: Request, user: SimUser, token: SimToken, args: dict[str, str]
 ) -> Response:
+    if token.oauth:  # not a personal access token: GitLab finds none
+        raise not_found("404 Not Found")
     return Response(
         200,
         {
