@@ -204,7 +204,9 @@ class GitLabSimulator:
                 )
                 await _send(send, Response(fault.status, body, extra))
                 return
-        known = self.world.tokens.get(token or "")
+        known = self.world.tokens.get(token or "") or self.world.oauth.access_tokens.get(
+            token or ""
+        )
         username = self.world.users[known.user_id].username if known else None
         limit_headers: dict[str, str] = {}
         if self.rate_limit is not None and username is not None:
@@ -221,7 +223,15 @@ class GitLabSimulator:
             await _send(send, Response(exc.status, exc.body))
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode()))
-        request = Request(method, path, query, body_data, token, base_url=f"{self.url}{API_PREFIX}")
+        request = Request(
+            method,
+            path,
+            query,
+            body_data,
+            token,
+            base_url=f"{self.url}{API_PREFIX}",
+            bearer="private-token" not in headers,
+        )
         if path.startswith("/oauth/"):
             request.body = {**_basic_client(headers.get("authorization", "")), **body_data}
             response = handle_oauth(self.world, request)

@@ -375,8 +375,14 @@ class World:
 
     # --- authentication and authorisation -------------------------------------------------
 
-    def authenticate(self, token_value: str | None) -> tuple[SimUser, SimToken]:
+    def authenticate(
+        self, token_value: str | None, *, bearer: bool = True
+    ) -> tuple[SimUser, SimToken]:
         oauth_token = self.oauth.access_tokens.get(token_value or "")
+        # GitLab reads an OAuth access token from `Authorization: Bearer` only; PRIVATE-TOKEN
+        # is for personal, project and group access tokens.
+        if oauth_token is not None and not bearer:
+            raise ApiError(401, {"message": "401 Unauthorized"})
         if oauth_token is not None:
             # Doorkeeper's answers (GitLab's Gitlab::Auth::ExpiredError / RevokedError).
             if oauth_token.revoked:
