@@ -35,13 +35,27 @@ def oauth_harness(
     )
 
 
+def oauth_app(sample: SampleGitLab) -> None:
+    sample.world.add_oauth_app(CLIENT_ID)
+    sample.world.timing.device_interval_seconds = 0.1
+
+
 @pytest.fixture
 def oauth(
     sample: SampleGitLab, gitlab_sim: GitLabSimulator, slack: SlackStandIn, sqlite_url: str
 ) -> Iterator[Harness]:
-    sample.world.add_oauth_app(CLIENT_ID)
-    sample.world.timing.device_interval_seconds = 0.1
+    oauth_app(sample)
     h = oauth_harness(sample, gitlab_sim, slack, sqlite_url, generate_key())
+    yield h
+    h.server.stop()
+
+
+@pytest.fixture
+def oauth_on_each_database(
+    sample: SampleGitLab, gitlab_sim: GitLabSimulator, slack: SlackStandIn, database_url: str
+) -> Iterator[Harness]:
+    oauth_app(sample)
+    h = oauth_harness(sample, gitlab_sim, slack, database_url, generate_key())
     yield h
     h.server.stop()
 
@@ -119,8 +133,9 @@ def test_no_access_or_refresh_token_bytes_in_the_database_file(
 
 
 def test_an_expired_access_token_is_refreshed_once_for_six_commands_at_the_same_moment(
-    oauth: Harness, sample: SampleGitLab, gitlab_sim: GitLabSimulator
+    oauth_on_each_database: Harness, sample: SampleGitLab, gitlab_sim: GitLabSimulator
 ) -> None:
+    oauth = oauth_on_each_database
     log_in(oauth)
     sample.world.expire_oauth_access_tokens()
     held = gitlab_sim.inject(Fault("hold", path="^/oauth/token$", method="POST", times=None))
