@@ -3,6 +3,7 @@ simulator's /oauth endpoints and the Slack stand-in."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,10 @@ from sqlalchemy import select
 from bot.commands.actions import LoginActions
 from bot.simulator import Fault, GitLabSimulator
 from bot.simulator.server import token_fingerprint
-from bot.store.crypto import generate_key
+from bot.store.crypto import TokenCipher, generate_key
+from bot.store.db import create_engine, session_factory
 from bot.store.models import DeviceLogin, LinkedAccount
+from bot.store.rotation import rotate_secrets
 from bot.workers import WorkerTiming
 from tests.conftest import SampleGitLab
 from tests.fakes.bot_server import FAST_WORKERS
@@ -216,3 +219,38 @@ def test_without_a_client_id_login_opens_the_token_modal(harness: Harness) -> No
     harness.command("login")
     harness.wait(lambda: harness.slack.of("views.open"))
     assert harness.count(DeviceLogin) == 0
+
+
+def test_an_access_token_near_its_expiry_is_refreshed_before_gitlab_refuses_it(
+    oauth: Harness, sample: SampleGitLab, gitlab_sim: GitLabSimulator
+) -> None:
+    # Every token GitLab issues now lives less than the bot's 5-minute margin, so each
+    # call renews the one before it, before using it.
+    sample.world.timing.oauth_access_seconds = 60
+    log_in(oauth)
+    oauth.command("list group/app")
+    oauth.wait_response("push mirror")
+    presented = sample.world.oauth.refresh_presented
+    assert presented and max(presented.values()) == 1
+    assert [r for r in gitlab_sim.requests.entries if r.status == 401] == []
+
+
+def test_keys_rotate_re_encrypts_the_oauth_tokens(oauth: Harness, sample: SampleGitLab) -> None:
+    log_in(oauth)
+    oauth.server.stop()
+    (old_key,) = oauth.settings.secret_keys
+    new_key = generate_key()
+
+    async def rotate() -> int:
+        engine = create_engine(oauth.settings.database_url)
+        try:
+            return await rotate_secrets(session_factory(engine), TokenCipher([new_key, old_key]))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(rotate()) >= 2
+    (row,) = oauth.read(select(LinkedAccount))
+    only_new = TokenCipher([new_key])
+    assert row.refresh_token_ciphertext is not None
+    assert only_new.decrypt(row.refresh_token_ciphertext) in sample.world.oauth.refresh_tokens
+    assert only_new.decrypt(row.token_ciphertext) in sample.world.oauth.access_tokens
