@@ -21,7 +21,7 @@ from bot.store.db import create_engine, session_factory
 from bot.store.models import DeviceLogin, LinkedAccount
 from bot.store.rotation import rotate_secrets
 from bot.workers import WorkerTiming
-from tests.conftest import SampleGitLab
+from tests.conftest import BOB_TOKEN, SampleGitLab
 from tests.fakes.bot_server import FAST_WORKERS
 from tests.fakes.slack import SlackStandIn
 from tests.slack.conftest import Harness, start_harness
@@ -254,3 +254,55 @@ def test_keys_rotate_re_encrypts_the_oauth_tokens(oauth: Harness, sample: Sample
     assert row.refresh_token_ciphertext is not None
     assert only_new.decrypt(row.refresh_token_ciphertext) in sample.world.oauth.refresh_tokens
     assert only_new.decrypt(row.token_ciphertext) in sample.world.oauth.access_tokens
+
+
+def test_when_the_response_url_no_longer_works_the_outcome_is_posted_ephemerally(
+    oauth: Harness, sample: SampleGitLab, slack: SlackStandIn
+) -> None:
+    code = user_code_of(login_message(oauth))
+    slack.refuse("response_url", 404, "expired_url")
+    sample.world.approve_device(code, sample.alice)
+    posted = oauth.wait_post("Linked as", method="chat.postEphemeral")
+    assert posted["user"] == "UALICE" and posted["channel"] == "C1"
+
+
+def test_a_login_pending_across_a_restart_is_polled_again_and_links(
+    oauth: Harness, sample: SampleGitLab, gitlab_sim: GitLabSimulator, slack: SlackStandIn
+) -> None:
+    code = user_code_of(login_message(oauth))
+    oauth.server.stop()
+    sample.world.approve_device(code, sample.alice)
+    (key,) = oauth.settings.secret_keys
+    again = oauth_harness(sample, gitlab_sim, slack, oauth.settings.database_url, key)
+    try:
+        again.wait_response("Linked as")
+        assert again.count(LinkedAccount, LinkedAccount.link_kind == "oauth") == 1
+    finally:
+        again.server.stop()
+
+
+def test_slow_down_adds_five_seconds_to_the_polling_interval(
+    oauth: Harness, gitlab_sim: GitLabSimulator
+) -> None:
+    slowed = gitlab_sim.inject(
+        Fault(
+            "body",
+            status=400,
+            body='{"error": "slow_down"}',
+            content_type="application/json",
+            path="^/oauth/token$",
+        )
+    )
+    login_message(oauth)
+    oauth.wait(lambda: slowed.hits == 1)
+    oauth.wait(lambda: oauth.read(select(DeviceLogin.interval_seconds)) == [5.1])
+    assert oauth.read(select(DeviceLogin.state)) == ["pending"]
+
+
+def test_admins_see_each_link_kind_in_users_list(oauth: Harness) -> None:
+    log_in(oauth)
+    oauth.link("UBOB", BOB_TOKEN)
+    oauth.command("users list", user="UADMIN")
+    listing = json.dumps(oauth.wait_response("Linked users"))
+    assert "*alice* (OAuth, api" in listing
+    assert "*bob* (token, api" in listing
