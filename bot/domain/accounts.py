@@ -125,6 +125,7 @@ class Accounts:
             raise TokenNotUsable(f"that token has the scopes {', '.join(scopes)}; {_NEEDS_API}")
         if details and details.expires_at and details.expires_at < date.today():
             raise TokenNotUsable("that token has expired; create a new one")
+        await self._revoke_oauth(who)  # a token replacing an OAuth login ends that login
         async with transaction(self._sessions) as session:
             row = await _find(session, who)
             if row is None:
@@ -263,6 +264,10 @@ class Accounts:
                 )
         self._tokens.forget(who)
         return removed
+
+    async def revoke_replaced(self, who: SlackUser) -> None:
+        """Before a new OAuth link replaces `who`'s: end the old one at GitLab."""
+        await self._revoke_oauth(who)
 
     async def _revoke_oauth(self, who: SlackUser) -> None:
         async with self._sessions() as session:

@@ -190,6 +190,7 @@ class DeviceLogins:
             await self._revoke(tokens)
             await self._finish(row.id, FAILED)
             return
+        await self._accounts.revoke_replaced(who)  # a link is replaced, never left live
         async with transaction(self._sessions) as session:
             won = await self._transition(session, row.id, LINKED, user.username)
             if won:

@@ -20,8 +20,8 @@ class LinkBroken(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "your GitLab login has ended (GitLab no longer accepts it) — nothing was done; "
-            "run `/mirror login` to link your account again"
+            "the GitLab login of this account has ended (GitLab no longer renews it) — "
+            "nothing was done; its owner can run `/mirror login` to link it again"
         )
 
 

@@ -306,3 +306,16 @@ def test_admins_see_each_link_kind_in_users_list(oauth: Harness) -> None:
     listing = json.dumps(oauth.wait_response("Linked users"))
     assert "*alice* (OAuth, api" in listing
     assert "*bob* (token, api" in listing
+
+
+def test_a_new_login_revokes_the_tokens_of_the_link_it_replaces(
+    oauth: Harness, sample: SampleGitLab
+) -> None:
+    log_in(oauth)
+    (first_refresh,) = sample.world.oauth.refresh_tokens
+    oauth.slack.clear()
+    log_in(oauth)
+    assert sample.world.oauth.revoked == [first_refresh]
+    assert oauth.count(LinkedAccount) == 1
+    oauth.command("list group/app")
+    oauth.wait_response("push mirror")
