@@ -142,6 +142,13 @@ def _body(answer: Answer) -> dict[str, object]:
         body = answer.json()
     except ValueError:
         body = None
+    if answer.status_code == 404:
+        raise OAuthError(
+            "not_found",
+            "this GitLab offers no device login (it needs GitLab 17.2 or later with the device "
+            "authorization grant on) — use a personal access token instead",
+            status=404,
+        )
     if not isinstance(body, dict):
         if answer.status_code >= 500:
             raise errors.ServerError(answer.status_code)
@@ -154,6 +161,13 @@ def _body(answer: Answer) -> dict[str, object]:
     code = str(body.get("error") or "")
     if answer.status_code >= 500:
         raise errors.ServerError(answer.status_code)
+    if code == "invalid_client":
+        raise InvalidClient(
+            code,
+            "GitLab does not accept the bot's OAuth application (check GITLAB_OAUTH_CLIENT_ID "
+            "and GITLAB_OAUTH_CLIENT_SECRET) — use a personal access token instead",
+            status=answer.status_code,
+        )
     raise _ERRORS.get(code, OAuthError)(code or str(answer.status_code), status=answer.status_code)
 
 

@@ -12,7 +12,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.commands.results import DeviceLoginFinished, DeviceLoginStarted, Reply
 from bot.commands.run import Actor, run_guarded
-from bot.domain.device_login import DeviceLogins, FinishedLogin
+from bot.domain.device_login import POLL_BATCH, DeviceLogins, FinishedLogin
 from bot.slack.blocks.replies import render
 from bot.slack.delivery import Respond
 
@@ -47,7 +47,7 @@ async def advance_device_logins(logins: DeviceLogins, slack: AsyncWebClient) -> 
     for finished in await logins.unnotified():
         if await logins.mark_notified(finished.login_id):  # one replica tells
             await _tell(finished, slack)
-    return 0 if polled < 50 else 1
+    return 0 if polled < POLL_BATCH else 1  # a full batch: more may be due
 
 
 async def _tell(finished: FinishedLogin, slack: AsyncWebClient) -> None:

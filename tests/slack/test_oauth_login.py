@@ -319,3 +319,16 @@ def test_a_new_login_revokes_the_tokens_of_the_link_it_replaces(
     assert oauth.count(LinkedAccount) == 1
     oauth.command("list group/app")
     oauth.wait_response("push mirror")
+
+
+def test_an_application_gitlab_does_not_know_is_named_and_the_token_modal_offered(
+    sample: SampleGitLab, gitlab_sim: GitLabSimulator, slack: SlackStandIn, sqlite_url: str
+) -> None:
+    h = oauth_harness(sample, gitlab_sim, slack, sqlite_url, generate_key())  # no such app
+    try:
+        h.command("login")
+        answer = h.wait_response("GITLAB_OAUTH_CLIENT_ID")
+        assert "personal access token" in answer["text"]
+        assert h.count(DeviceLogin) == 0
+    finally:
+        h.server.stop()
