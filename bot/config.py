@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     gitlab_url: str = "https://gitlab.com"
     gitlab_service_token: SecretStr | None = None
     gitlab_webhook_secret: SecretStr | None = None
+    # A GitLab OAuth application: with it, `/mirror login` uses the device authorization
+    # grant; without it, people paste a personal access token. A public (non-confidential)
+    # application has no secret.
+    gitlab_oauth_client_id: str | None = None
+    gitlab_oauth_client_secret: SecretStr | None = None
     database_url: str = DEFAULT_DATABASE_URL
     mirrorbot_secret_key: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     mirrorbot_admins: CommaList = Field(default_factory=list)
@@ -154,6 +159,7 @@ class Settings(BaseSettings):
                 self.slack_app_token,
                 self.gitlab_service_token,
                 self.gitlab_webhook_secret,
+                self.gitlab_oauth_client_secret,
             )
             if secret is not None
         ]

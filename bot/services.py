@@ -14,10 +14,12 @@ from bot.domain.accounts import Accounts
 from bot.domain.approvals import Approvals
 from bot.domain.channels import Channel, ChannelDirectory, ChannelUnavailable
 from bot.domain.delivery_health import DeliveryHealth
+from bot.domain.device_login import DeviceLogins
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import Subscriptions
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
 from bot.gitlab.http import GitLabHTTP
+from bot.gitlab.oauth import GitLabOAuth
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory
 from bot.store.request_budget import SharedRequestBudget
@@ -50,6 +52,8 @@ class Services:
     channels: ChannelDirectory = field(default_factory=lambda: NoChannelDirectory())
     delivery_health: DeliveryHealth = field(default_factory=DeliveryHealth)
     retry: RetryPolicy | None = None  # every client's, the service token's included
+    # With GITLAB_OAUTH_CLIENT_ID: `/mirror login` is GitLab's device login.
+    device_logins: DeviceLogins | None = None
 
     @property
     def approval_required(self) -> frozenset[Operation]:
@@ -93,12 +97,27 @@ def build_services(
     gitlab_http = create_http_client(settings.gitlab_url, replica=replica_id)
     cipher = TokenCipher(settings.secret_keys)
     token = settings.gitlab_service_token
+    oauth = (
+        GitLabOAuth(
+            gitlab_http,
+            settings.gitlab_oauth_client_id,
+            settings.gitlab_oauth_client_secret.get_secret_value()
+            if settings.gitlab_oauth_client_secret
+            else None,
+        )
+        if settings.gitlab_oauth_client_id
+        else None
+    )
+    accounts = Accounts(sessions, cipher, gitlab_http, retry, oauth)
     return Services(
         settings=settings,
         engine=engine,
         sessions=sessions,
         gitlab_http=gitlab_http,
-        accounts=Accounts(sessions, cipher, gitlab_http, retry),
+        accounts=accounts,
+        device_logins=DeviceLogins(sessions, cipher, oauth, accounts, gitlab_http)
+        if oauth
+        else None,
         approvals=Approvals(sessions, cipher),
         subscriptions=Subscriptions(sessions),
         follow=follow or FollowTiming(),

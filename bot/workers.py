@@ -6,6 +6,7 @@
 - monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
 - lease: keep the leader's lease renewed while it scans;
 - approvals: expire stale approval requests, resolve runs a crash interrupted;
+- logins: poll GitLab for pending device logins, tell each person how theirs ended;
 - retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches).
 
 The leader is whichever replica holds the monitor's lease (`bot/store/leases.py`).
@@ -28,6 +29,7 @@ from bot.domain.outbox import OutboxRetry
 from bot.gitlab.client import GitLabClient
 from bot.services import Services
 from bot.slack.background import sweep_approvals_once
+from bot.slack.device_login import advance_device_logins
 from bot.slack.outbox_sender import send_due
 from bot.store.leases import MONITOR_LEASE, Lease
 
@@ -46,6 +48,9 @@ class WorkerTiming:
     approvals_every: float = 15.0
     retention_every: float = 3600.0
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
+    # Device logins are polled at GitLab's own interval (5 s); this is how often the
+    # worker looks for one that is due.
+    logins_every: float = 1.0
     outbox_retry: OutboxRetry = field(default_factory=OutboxRetry)
 
 
@@ -74,6 +79,8 @@ class Workers:
             ("approvals", self.expire_approvals, self.timing.approvals_every),
             ("retention", self.prune, self.timing.retention_every),
         ]
+        if self.services.device_logins is not None:
+            loops.append(("logins", self.advance_device_logins, self.timing.logins_every))
         if self.service_gitlab() is not None:
             loops += [
                 ("checks", self.run_due_checks, self.timing.checks_every),
@@ -113,6 +120,10 @@ class Workers:
             health=self.services.delivery_health,
             retry=self.timing.outbox_retry,
         )
+
+    async def advance_device_logins(self) -> int:
+        assert self.services.device_logins is not None
+        return await advance_device_logins(self.services.device_logins, self.slack)
 
     async def process_inbox(self) -> bool:
         """True while a backlog remains. Otherwise wait for the next round: under a flood of

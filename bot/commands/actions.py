@@ -32,6 +32,15 @@ class AlertActions(StrEnum):
     MUTE = "alert-mute"
 
 
+class LoginActions(StrEnum):
+    """The device login's message: open GitLab to approve (a link button, acked only),
+    fall back to pasting a token (today's modal), or start again after it ended."""
+
+    OPEN_GITLAB = "login-open-gitlab"
+    USE_TOKEN = "login-use-token"  # noqa: S105 - an action id
+    START_AGAIN = "login-start-again"
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.domain.accounts import AccountLink
 from bot.domain.approvals import Approval
+from bot.domain.device_login import FinishedLogin, StartedLogin
 from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
 from bot.domain.project_access import UncheckedProject
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
@@ -146,6 +147,16 @@ class LinkedUsers:
     links: list[AccountLink]
 
 
+@dataclass(frozen=True)
+class DeviceLoginStarted:
+    login: StartedLogin
+
+
+@dataclass(frozen=True)
+class DeviceLoginFinished:
+    login: FinishedLogin
+
+
 Reply = (
     Help
     | Problem
@@ -164,4 +175,6 @@ Reply = (
     | StatusReport
     | PendingApprovals
     | LinkedUsers
+    | DeviceLoginStarted
+    | DeviceLoginFinished
 )

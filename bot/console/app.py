@@ -41,7 +41,13 @@ async def run_console(
         actor = await (
             _demo_actor(services, demo, as_user) if demo else _actor(services, settings, as_user)
         )
-        session = ConsoleSession(services, actor, out, operator=audit.local_operator("console"))
+        session = ConsoleSession(
+            services,
+            actor,
+            out,
+            operator=audit.local_operator("console"),
+            on_device_login=demo.approve_soon if demo else None,
+        )
         await session.act_as(actor.user_id)
         if command is not None:
             return 0 if await session.handle(command) else 1

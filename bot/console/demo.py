@@ -4,6 +4,7 @@ demo users and a fresh SQLite database, so every command works with no Slack or 
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ ADA, GRACE = "UADA", "UGRACE"  # two maintainers, so one can approve the other's
 ADA_TOKEN = "glpat-demo-ada-000000000001"
 GRACE_TOKEN = "glpat-demo-grace-00000000002"
 SERVICE_TOKEN = "glpat-demo-monitor-0000003"
+DEMO_OAUTH_CLIENT_ID = "mirrorbot-demo"
+APPROVE_AFTER_SECONDS = 2.0
 FAILING_ERROR = (
     "fatal: Authentication failed for "
     "'https://github.example.org/acme/api-mirror.git/'\nremote: Invalid username or "
@@ -37,6 +40,17 @@ class Demo:
     def world(self) -> World:
         return self.simulator.world
 
+    def approve_soon(self, user_code: str, slack_user_id: str) -> None:
+        """What the person would do at GitLab: approve the device login, a moment later,
+        as the GitLab user the console's Slack user is linked to."""
+        token = self.users.get(slack_user_id)
+        if token is None:
+            return
+        user = self.world.users[self.world.tokens[token].user_id]
+        timer = threading.Timer(APPROVE_AFTER_SECONDS, self.world.approve_device, (user_code, user))
+        timer.daemon = True
+        timer.start()
+
 
 def demo_world() -> World:
     world = World(
@@ -49,6 +63,8 @@ def demo_world() -> World:
         )
     )
     ada, grace, monitor = (world.add_user(name) for name in ("ada", "grace", "monitor"))
+    world.add_oauth_app(DEMO_OAUTH_CLIENT_ID)  # `login` is GitLab's device login
+    world.timing.device_interval_seconds = 1.0
     for user, token in ((ada, ADA_TOKEN), (grace, GRACE_TOKEN), (monitor, SERVICE_TOKEN)):
         world.add_token(user, token)
     maintainers = {ada: 40, grace: 40, monitor: 40}
@@ -105,5 +121,6 @@ def running_demo() -> Iterator[Demo]:
             mirrorbot_admins=ADA,
             mirrorbot_poll_interval=5,
             mirrorbot_remind_after=3600,
+            gitlab_oauth_client_id=DEMO_OAUTH_CLIENT_ID,
         )
         yield Demo(simulator, settings, {ADA: ADA_TOKEN, GRACE: GRACE_TOKEN})

@@ -19,7 +19,14 @@ from rich.console import Console
 
 from bot.commands.buttons import press
 from bot.commands.parse import Command, UsageError, parse_command
-from bot.commands.results import Info, Problem, Reply, SyncStarted
+from bot.commands.results import (
+    DeviceLoginFinished,
+    DeviceLoginStarted,
+    Info,
+    Problem,
+    Reply,
+    SyncStarted,
+)
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
 from bot.console.render import Choice, to_terminal
 from bot.domain import audit, monitor, outbox
@@ -65,6 +72,8 @@ class ConsoleSession:
     # Who sits at the terminal: the console answers to no Slack login, so the audit log
     # says which local account acted as which Slack user.
     operator: str = "console"
+    # Told each device login's user code and Slack user, once shown (the demo approves it).
+    on_device_login: Callable[[str, str], None] | None = None
 
     async def act_as(self, user_id: str) -> None:
         """Act as `user_id` from now on, and leave a trace of it in the audit log."""
@@ -158,6 +167,8 @@ class ConsoleSession:
     # --- forms: the modals as prompts --------------------------------------------------------
 
     async def form(self, command: Command) -> Reply:
+        if command.name == "login" and self.services.device_logins is not None:
+            return await self.device_login()
         if command.name == "login":
             token = self.prompter.secret("GitLab personal access token (input hidden): ")
             link = await self.services.accounts.link(
@@ -193,6 +204,30 @@ class ConsoleSession:
             self.actor,
             self.services,
         )
+
+    async def device_login(self, *, poll_every: float = 0.5) -> Reply:
+        """Show the code and the link, then wait (as `gh auth login` does) until GitLab
+        says approved, denied or expired; the Slack server's worker does the same."""
+        logins = self.services.device_logins
+        assert logins is not None
+        started = await logins.start(
+            self.actor.slack_user, channel_id=self.actor.channel_id, response_url=None
+        )
+        renderable, _ = to_terminal(render(DeviceLoginStarted(started)))
+        self.out.print(renderable)  # its buttons are Slack's: no choices here
+        self.out.print(f"Open {started.verification_uri_complete}", style="dim")
+        if self.on_device_login is not None:
+            self.on_device_login(started.user_code, self.actor.user_id)
+        while True:
+            await logins.poll_due()
+            await logins.expire_overdue()
+            for finished in await logins.unnotified():
+                if finished.login_id == started.login_id and await logins.mark_notified(
+                    finished.login_id
+                ):
+                    self.choices = []
+                    return DeviceLoginFinished(finished)
+            await asyncio.sleep(poll_every)
 
     def ask_push_mirror(self, current: Any) -> dict[str, Any]:
         """The add/edit form's answers, as the modal gives them: the branch choice as two

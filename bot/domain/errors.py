@@ -14,6 +14,17 @@ class NotLinked(DomainError):
         super().__init__("link your GitLab account with `/mirror login` first")
 
 
+class LinkBroken(DomainError):
+    """GitLab refused the OAuth link's refresh token (used, revoked or the application
+    removed): nothing but a new login mends it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the GitLab login of this account has ended (GitLab no longer renews it) — "
+            "nothing was done; its owner can run `/mirror login` to link it again"
+        )
+
+
 class TokenNotUsable(DomainError):
     """A token that GitLab accepts but that cannot run mirror operations."""
 

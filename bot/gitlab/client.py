@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
@@ -89,18 +89,46 @@ class _Call:
     json: dict[str, Any] | None = None
 
 
+class Credentials(Protocol):
+    """How a request says who it is: a personal access token, or an OAuth access token
+    that expires and is renewed with its refresh token."""
+
+    async def headers(self) -> dict[str, str]: ...
+
+    async def renewed(self, rejected: dict[str, str]) -> dict[str, str] | None:
+        """Headers to send once more after GitLab answered `401 invalid_token` to
+        `rejected`; None when there is nothing to renew."""
+        ...
+
+
+@dataclass(frozen=True)
+class PrivateToken:
+    """A personal (or project, group) access token: `PRIVATE-TOKEN`, never renewed."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "PrivateToken(…)"
+
+    async def headers(self) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": self.token}
+
+    async def renewed(self, rejected: dict[str, str]) -> dict[str, str] | None:
+        return None
+
+
 class GitLabClient:
     """GitLab's remote-mirror and pull-mirror endpoints, plus the token and role checks."""
 
     def __init__(
         self,
         http: GitLabHTTP,
-        token: str,
+        token: str | Credentials,
         retry: RetryPolicy | None = None,
         budget: RequestBudget | None = None,
     ) -> None:
         self._http = http
-        self._headers = {"PRIVATE-TOKEN": token}
+        self._credentials = PrivateToken(token) if isinstance(token, str) else token
         self._retry = retry or RetryPolicy()
         self._budget = budget  # every attempt, retries included, counts against it
 
@@ -261,13 +289,24 @@ class GitLabClient:
         return await _with_retries(self._retry, call, lambda: self._send_once(call))
 
     async def _send_once(self, call: _Call) -> Answer:
+        headers = await self._credentials.headers()
+        answer = await self._attempt(call, headers)
+        if _expired_token(answer):  # an OAuth access token past its 2 hours: renew, once
+            renewed = await self._credentials.renewed(headers)
+            if renewed is not None:
+                answer = await self._attempt(call, renewed)
+        if answer.is_success:
+            return answer
+        raise await self._error_for(call, answer)
+
+    async def _attempt(self, call: _Call, headers: dict[str, str]) -> Answer:
         if self._budget is not None:
             await self._budget.acquire()
         started = time.monotonic()
         answer: Answer | None = None
         try:
             answer = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, headers=self._headers
+                call.method, call.path, params=call.params, json=call.json, headers=headers
             )
         except Refused as exc:
             # The request certainly never left. (A connect *timeout* is not treated so: a
@@ -281,9 +320,7 @@ class GitLabClient:
             _observe(call, started, answer)
             if self._budget is not None:
                 self._budget.answered(answer.rate_limit if answer is not None else None)
-        if answer.is_success:
-            return answer
-        raise await self._error_for(call, answer)
+        return answer
 
     async def _error_for(self, call: _Call, response: Answer) -> errors.GitLabError:
         status = response.status_code
@@ -411,6 +448,14 @@ def _observe(call: _Call, started: float, response: Answer | None) -> None:
         status or "no answer",
         seconds * 1000,
     )
+
+
+def _expired_token(answer: Answer) -> bool:
+    """GitLab's 401 for an OAuth access token it no longer accepts (expired, revoked)."""
+    if answer.status_code != 401:
+        return False
+    body = _body_of(answer)
+    return isinstance(body, dict) and body.get("error") == "invalid_token"
 
 
 def _decoded(response: Answer) -> Any:

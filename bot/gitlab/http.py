@@ -82,7 +82,8 @@ class GitLabHTTP:
     def __init__(
         self, gitlab_url: str, *, timeout: float, max_connections: int, user_agent: str
     ) -> None:
-        self.base_url = f"{gitlab_url.rstrip('/')}/api/v4"
+        self.root_url = gitlab_url.rstrip("/")
+        self.base_url = f"{self.root_url}/api/v4"
         self._user_agent = user_agent
         self._max_connections = max_connections
         # A pool wait counts against `connect`, as with any client that queues for one.
@@ -109,15 +110,19 @@ class GitLabHTTP:
         headers: dict[str, str],
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
+        form: dict[str, str] | None = None,
+        outside_api: bool = False,
     ) -> Answer:
-        """`method` on `base_url + path`; raises `Refused`, `TimedOut` or `Dropped`."""
+        """`method` on `base_url + path` (`root_url + path` if `outside_api`, as GitLab's
+        `/oauth/…` endpoints are); raises `Refused`, `TimedOut` or `Dropped`."""
         try:
             async with self._client().request(
                 method,
-                self.base_url + path,
+                (self.root_url if outside_api else self.base_url) + path,
                 headers=headers,
                 params=params,
                 json=json,
+                data=form,
                 allow_redirects=False,
             ) as response:
                 content = await response.read()

@@ -45,6 +45,7 @@ class Request:
     body: dict[str, Any]
     token: str | None
     base_url: str = ""  # scheme://host:port/api/v4, for pagination links
+    bearer: bool = False  # the token came as `Authorization: Bearer`, not PRIVATE-TOKEN
 
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -84,7 +85,7 @@ def handle_request(world: World, request: Request) -> Response:
     try:
         with world.lock:
             world.advance()
-            user, token = world.authenticate(request.token)
+            user, token = world.authenticate(request.token, bearer=request.bearer)
             world.require_scope(token, write=request.method != "GET")
             handler = _HANDLERS[name]
             return handler(world, request, user, token, match.groupdict())
@@ -121,6 +122,8 @@ def _current_user(
 def _current_token(
     world: World, request: Request, user: SimUser, token: SimToken, args: dict[str, str]
 ) -> Response:
+    if token.oauth:  # not a personal access token: GitLab finds none
+        raise not_found("404 Not Found")
     return Response(
         200,
         {

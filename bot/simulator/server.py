@@ -8,6 +8,7 @@ measures. The routes themselves are plain functions (`api.py`) over the `World`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import socket
@@ -16,12 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import uvicorn
 
 from bot.simulator.api import Request, Response, handle_request, parse_body
 from bot.simulator.faults import Fault, FaultPlan
+from bot.simulator.oauth import handle_oauth
 from bot.simulator.rate_limits import RateLimit
 from bot.simulator.world import ApiError, World
 
@@ -202,7 +204,9 @@ class GitLabSimulator:
                 )
                 await _send(send, Response(fault.status, body, extra))
                 return
-        known = self.world.tokens.get(token or "")
+        known = self.world.tokens.get(token or "") or self.world.oauth.access_tokens.get(
+            token or ""
+        )
         username = self.world.users[known.user_id].username if known else None
         limit_headers: dict[str, str] = {}
         if self.rate_limit is not None and username is not None:
@@ -219,8 +223,20 @@ class GitLabSimulator:
             await _send(send, Response(exc.status, exc.body))
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode()))
-        request = Request(method, path, query, body_data, token, base_url=f"{self.url}{API_PREFIX}")
-        response = handle_request(self.world, request)
+        request = Request(
+            method,
+            path,
+            query,
+            body_data,
+            token,
+            base_url=f"{self.url}{API_PREFIX}",
+            bearer="private-token" not in headers,
+        )
+        if path.startswith("/oauth/"):
+            request.body = {**_basic_client(headers.get("authorization", "")), **body_data}
+            response = handle_oauth(self.world, request)
+        else:
+            response = handle_request(self.world, request)
         if limit_headers:
             response = Response(
                 response.status, response.body, {**(response.headers or {}), **limit_headers}
@@ -231,6 +247,18 @@ class GitLabSimulator:
             )
         )
         await _send(send, response)
+
+
+def _basic_client(authorization: str) -> dict[str, str]:
+    """RFC 6749 2.3.1: a client may send its id and secret as HTTP Basic credentials."""
+    if not authorization.startswith("Basic "):
+        return {}
+    try:
+        decoded = base64.b64decode(authorization[len("Basic ") :]).decode()
+    except ValueError:
+        return {}
+    client_id, _, secret = decoded.partition(":")
+    return {"client_id": unquote_plus(client_id), "client_secret": unquote_plus(secret)}
 
 
 def token_fingerprint(token: str) -> str:

@@ -48,6 +48,11 @@ class Timing:
     sync_backoff_seconds: float = 300.0
     protected_sync_backoff_seconds: float = 60.0
     pull_interval_seconds: float = 300.0
+    # OAuth (GitLab's values): a device code lives 5 minutes, is polled every 5 s, and an
+    # access token lives 2 hours. Tests shorten them.
+    device_code_seconds: float = 300.0
+    device_interval_seconds: float = 5.0
+    oauth_access_seconds: float = 7200.0
 
 
 @dataclass
@@ -67,6 +72,9 @@ class SimToken:
     scopes: list[str] = field(default_factory=lambda: ["api"])
     expires_at: date | None = None
     revoked: bool = False
+    # OAuth access tokens expire to the second and answer `invalid_token` when they do.
+    valid_until: datetime | None = None
+    oauth: bool = False
 
     def usable(self, today: date) -> bool:
         return not self.revoked and (self.expires_at is None or self.expires_at >= today)
@@ -133,6 +141,59 @@ class SimProject:
     pull_mirror: SimPullMirror | None = None
 
 
+def _invalid_token(description: str) -> dict[str, Any]:
+    return {"error": "invalid_token", "error_description": description}
+
+
+@dataclass
+class SimOAuthApp:
+    client_id: str
+    secret: str | None = None  # None: a public (non-confidential) application
+    scopes: tuple[str, ...] = ("api",)
+
+
+@dataclass
+class SimDeviceGrant:
+    device_code: str
+    user_code: str
+    client_id: str
+    scopes: list[str]
+    expires_at: datetime
+    interval: float
+    last_polled_at: datetime | None = None
+    state: str = "pending"  # pending → approved | denied; gone once tokens were issued
+    user_id: int | None = None
+
+
+@dataclass
+class SimRefreshToken:
+    value: str
+    user_id: int
+    client_id: str
+    scopes: list[str]
+    access_token: str
+    used: bool = False  # a refresh (or revocation) spends it at once
+
+
+@dataclass
+class OAuthState:
+    """GitLab's Doorkeeper tables: applications, device grants, access and refresh tokens,
+    and what tests count (how often each refresh token was presented)."""
+
+    apps: dict[str, SimOAuthApp] = field(default_factory=dict)
+    device_grants: dict[str, SimDeviceGrant] = field(default_factory=dict)
+    access_tokens: dict[str, SimToken] = field(default_factory=dict)
+    refresh_tokens: dict[str, SimRefreshToken] = field(default_factory=dict)
+    refresh_presented: dict[str, int] = field(default_factory=dict)  # value → times
+    revoked: list[str] = field(default_factory=list)  # values revoked via /oauth/revoke
+
+    def grant_for_user_code(self, user_code: str) -> SimDeviceGrant:
+        for grant in self.device_grants.values():
+            if grant.user_code == user_code:
+                return grant
+        raise KeyError(user_code)
+
+
 def iso(moment: datetime | None) -> str | None:
     """GitLab's timestamp format: 2020-01-06T17:32:02.823Z."""
     if moment is None:
@@ -179,6 +240,7 @@ class World:
         self.allow_local_requests = False
         self.users: dict[int, SimUser] = {}
         self.tokens: dict[str, SimToken] = {}
+        self.oauth = OAuthState()
         self.projects: dict[int, SimProject] = {}
         self._by_path: dict[str, SimProject] = {}
         # Only mirrors with a phase under way are advanced: a request costs O(active), not
@@ -215,6 +277,29 @@ class World:
             )
             self.tokens[value] = token
             return token
+
+    def add_oauth_app(self, client_id: str, secret: str | None = None) -> SimOAuthApp:
+        with self.lock:
+            app = SimOAuthApp(client_id, secret)
+            self.oauth.apps[client_id] = app
+            return app
+
+    def approve_device(self, user_code: str, user: SimUser) -> None:
+        """What the person does on GitLab's /oauth/device page: enter the code, Authorize."""
+        with self.lock:
+            grant = self.oauth.grant_for_user_code(user_code)
+            grant.state, grant.user_id = "approved", user.id
+
+    def deny_device(self, user_code: str) -> None:
+        with self.lock:
+            self.oauth.grant_for_user_code(user_code).state = "denied"
+
+    def expire_oauth_access_tokens(self) -> None:
+        """As if two hours passed: every OAuth access token now answers `invalid_token`."""
+        with self.lock:
+            past = self.clock() - timedelta(seconds=1)
+            for token in self.oauth.access_tokens.values():
+                token.valid_until = past
 
     def add_project(
         self,
@@ -294,7 +379,26 @@ class World:
 
     # --- authentication and authorisation -------------------------------------------------
 
-    def authenticate(self, token_value: str | None) -> tuple[SimUser, SimToken]:
+    def authenticate(
+        self, token_value: str | None, *, bearer: bool = True
+    ) -> tuple[SimUser, SimToken]:
+        oauth_token = self.oauth.access_tokens.get(token_value or "")
+        # GitLab reads an OAuth access token from `Authorization: Bearer` only; PRIVATE-TOKEN
+        # is for personal, project and group access tokens.
+        if oauth_token is not None and not bearer:
+            raise ApiError(401, {"message": "401 Unauthorized"})
+        if oauth_token is not None:
+            # Doorkeeper's answers (GitLab's Gitlab::Auth::ExpiredError / RevokedError).
+            if oauth_token.revoked:
+                raise ApiError(401, _invalid_token("Token was revoked. You have to re-authorize."))
+            if oauth_token.valid_until is not None and oauth_token.valid_until <= self.clock():
+                raise ApiError(
+                    401,
+                    _invalid_token(
+                        "Token is expired. You can either do re-authorization or token refresh."
+                    ),
+                )
+            return self.users[oauth_token.user_id], oauth_token
         token = self.tokens.get(token_value or "")
         if token is None or not token.usable(self.clock().date()):
             raise ApiError(401, {"message": "401 Unauthorized"})

@@ -80,6 +80,39 @@ class LinkedAccount(Base):
     token_expires_at: Mapped[date | None]
     linked_by: Mapped[str] = mapped_column(String(64))
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # "pat": `token_ciphertext` is a personal access token. "oauth": it is an OAuth access
+    # token valid until `access_expires_at`, renewed with the refresh token (both rotate
+    # on each refresh); `broken_at` once GitLab refused the refresh token.
+    link_kind: Mapped[str] = mapped_column(String(8), default="pat", server_default="pat")
+    refresh_token_ciphertext: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None]
+    broken_at: Mapped[datetime | None]
+
+
+class DeviceLogin(Base):
+    """A `/mirror login` through GitLab's device grant: pending → linked | denied |
+    expired | failed; the person is told once (`notified_at`)."""
+
+    __tablename__ = "device_logins"
+    __table_args__ = (Index("ix_device_logins_state_next_poll_at", "state", "next_poll_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slack_team_id: Mapped[str] = mapped_column(String(32))
+    slack_user_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    device_code_ciphertext: Mapped[str] = mapped_column(Text)
+    user_code: Mapped[str] = mapped_column(String(32))
+    verification_uri_complete: Mapped[str] = mapped_column(Text)
+    # Where the login message is updated: a Slack response_url grants posting, so secret.
+    response_url_ciphertext: Mapped[str | None] = mapped_column(Text)
+    interval_seconds: Mapped[float] = mapped_column(Double)
+    next_poll_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(255))  # what the person is told
+    notified_at: Mapped[datetime | None]
 
 
 class Subscription(Base):

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.crypto import TokenCipher
 from bot.store.db import transaction
-from bot.store.models import ApprovalRequest, LinkedAccount
+from bot.store.models import ApprovalRequest, DeviceLogin, LinkedAccount
 
 
 async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: TokenCipher) -> int:
@@ -17,6 +17,9 @@ async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: Tok
         for account in (await session.scalars(select(LinkedAccount))).all():
             account.token_ciphertext = cipher.rotate(account.token_ciphertext)
             count += 1
+            if account.refresh_token_ciphertext is not None:  # an OAuth link's
+                account.refresh_token_ciphertext = cipher.rotate(account.refresh_token_ciphertext)
+                count += 1
         for request in (
             await session.scalars(
                 select(ApprovalRequest).where(ApprovalRequest.params_ciphertext.is_not(None))
@@ -24,5 +27,10 @@ async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: Tok
         ).all():
             assert request.params_ciphertext is not None
             request.params_ciphertext = cipher.rotate(request.params_ciphertext)
+            count += 1
+        for login in (await session.scalars(select(DeviceLogin))).all():
+            login.device_code_ciphertext = cipher.rotate(login.device_code_ciphertext)
+            if login.response_url_ciphertext is not None:
+                login.response_url_ciphertext = cipher.rotate(login.response_url_ciphertext)
             count += 1
     return count

@@ -357,3 +357,11 @@ async def test_a_console_edit_that_disables_needs_the_approval_disable_needs():
             assert website.push_mirrors[1].enabled is True
         finally:
             await services.close()
+
+
+def test_demo_login_shows_the_code_and_link_and_is_approved_as_the_console_user():
+    result = console("-c", "login", "--as", "UGRACE")
+    assert result.returncode == 0, result.stderr
+    code = result.stdout.split("shows the code `", 1)[1].split("`", 1)[0]
+    assert f"/oauth/device?user_code={code}" in result.stdout
+    assert "Linked as @grace through GitLab OAuth" in result.stdout

@@ -153,6 +153,11 @@ class SlackStandIn:
         with self._lock:
             self._faults.append(_Fault(method, times, 200, error))
 
+    def refuse(self, method: str, status: int, error: str, times: int = 1) -> None:
+        """Answer `method` with an HTTP error (an expired response_url: 404 expired_url)."""
+        with self._lock:
+            self._faults.append(_Fault(method, times, status, error))
+
     def slow(self, method: str, seconds: float, times: int = 1_000_000) -> None:
         """Answer `method` as usual, but only after `seconds` (a slow Slack)."""
         with self._lock:

@@ -11,6 +11,8 @@ from bot.commands.results import (
     ApprovalDecided,
     ApprovalNeeded,
     ChangeMade,
+    DeviceLoginFinished,
+    DeviceLoginStarted,
     Help,
     Info,
     LinkedUsers,
@@ -30,6 +32,7 @@ from bot.domain.approvals import Approval, Status
 from bot.domain.changes import AttributeChange
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import SubscriptionInfo
+from bot.slack.blocks import login as login_blocks
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.notices import channel_refusal
 from bot.slack.blocks.text import (
@@ -102,16 +105,20 @@ def account(reply: AccountInfo) -> SlackMessage:
             [section("You have no GitLab account linked. Link one with `/mirror login`.")],
         )
     scopes = ", ".join(link.scopes) or "unknown"
-    expiry = f", expires {link.expires_at.isoformat()}" if link.expires_at else ""
     note = " (read-only: changes need a token with `api`)" if link.read_only else ""
+    if link.kind == "oauth":
+        how = (
+            f"GitLab OAuth login, scopes: {scopes}, access token until "
+            f"{slack_date(link.access_expires_at)}, renewed automatically"
+        )
+        if link.broken:
+            how = "GitLab OAuth login, *ended*: run `/mirror login` again"
+    else:
+        expiry = f", expires {link.expires_at.isoformat()}" if link.expires_at else ""
+        how = f"personal access token, scopes: {scopes}{expiry}"
     return SlackMessage(
         f"linked to {link.gitlab_username}",
-        [
-            section(
-                f"You are linked to GitLab user *{escape(link.gitlab_username)}* "
-                f"(token scopes: {scopes}{expiry}){note}."
-            )
-        ],
+        [section(f"You are linked to GitLab user *{escape(link.gitlab_username)}* ({how}){note}.")],
     )
 
 
@@ -409,7 +416,9 @@ def linked_users(reply: LinkedUsers) -> SlackMessage:
         return SlackMessage("no linked users", [section("Nobody has linked a GitLab account.")])
     lines = [
         f"• <@{link.slack_user_id}> → *{escape(link.gitlab_username)}* "
-        f"({', '.join(link.scopes) or 'scopes unknown'}"
+        f"({'OAuth' if link.kind == 'oauth' else 'token'}"
+        + (" ended" if link.broken else "")
+        + f", {', '.join(link.scopes) or 'scopes unknown'}"
         + (f", expires {link.expires_at}" if link.expires_at else "")
         + ")"
         for link in reply.links[:200]
@@ -452,4 +461,6 @@ _RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
     ApprovalDecided: approval_decided,
     Muted: muted,
     LinkedUsers: linked_users,
+    DeviceLoginStarted: login_blocks.login_started,
+    DeviceLoginFinished: login_blocks.login_finished,
 }

@@ -5,10 +5,15 @@ from enum import StrEnum
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.commands.actions import AlertActions, ApprovalActions, MirrorActions
+from bot.commands.actions import AlertActions, ApprovalActions, LoginActions, MirrorActions
 from bot.slack.listeners.actions.alerts import answer_mute_button
 from bot.slack.listeners.actions.approvals import answer_approval_button
 from bot.slack.listeners.actions.clicks import click_listener
+from bot.slack.listeners.actions.login import (
+    acknowledge_link_click,
+    answer_start_again,
+    answer_use_token,
+)
 from bot.slack.listeners.actions.mirror_buttons import answer_mirror_button
 
 
@@ -17,6 +22,9 @@ def register(app: AsyncApp) -> None:
     app.action(one_of(MirrorActions, suffix="(-prev)?"))(click_listener(answer_mirror_button))
     app.action(one_of(ApprovalActions))(click_listener(answer_approval_button))
     app.action(AlertActions.MUTE.value)(click_listener(answer_mute_button))
+    app.action(LoginActions.OPEN_GITLAB.value)(acknowledge_link_click)
+    app.action(LoginActions.USE_TOKEN.value)(click_listener(answer_use_token))
+    app.action(LoginActions.START_AGAIN.value)(click_listener(answer_start_again))
 
 
 def one_of(actions: type[StrEnum], *, suffix: str = "") -> re.Pattern[str]:

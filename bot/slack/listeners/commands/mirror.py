@@ -14,6 +14,7 @@ from bot.slack import forms
 from bot.slack.after_ack import later
 from bot.slack.blocks.replies import render
 from bot.slack.delivery import Respond, deliver
+from bot.slack.device_login import start_device_login
 from bot.slack.listeners.guard import report_failure
 
 
@@ -40,6 +41,11 @@ async def answer_mirror_command(
         )
         return
     try:
+        if parsed.name == "login" and services.device_logins is not None:
+            await start_device_login(
+                services.device_logins, actor, command.get("response_url"), respond
+            )
+            return
         if parsed.name in MODAL_COMMANDS:
             await open_form(parsed, actor, command["trigger_id"], client, services)
             return
