@@ -2,7 +2,7 @@
 
 Kept for `MIRRORBOT_RETENTION_DAYS`, then deleted: processed webhook events (long enough
 to recognise GitLab's retries of a delivery), delivered or abandoned Slack messages,
-resolved alerts and checks that never ran. The audit log is kept.
+resolved alerts, checks that never ran and finished device logins. The audit log is kept.
 
 Deletes go in small batches, each its own short transaction, so the intake, the passes
 and the senders never wait long behind the pruner; on PostgreSQL a batch skips rows
@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.store.db import transaction
-from bot.store.models import AlertMessage, OutboxMessage, ScheduledCheck, WebhookEvent, utcnow
+from bot.store.models import (
+    AlertMessage,
+    DeviceLogin,
+    OutboxMessage,
+    ScheduledCheck,
+    WebhookEvent,
+    utcnow,
+)
 
 BATCH = 1000
 
@@ -66,6 +73,8 @@ async def prune(
         (OutboxMessage, _outbox_done_before(cutoff), OutboxMessage.created_at),
         (AlertMessage, AlertMessage.resolved_at < cutoff, AlertMessage.resolved_at),
         (ScheduledCheck, ScheduledCheck.due_at < cutoff, ScheduledCheck.due_at),
+        # A handful a day: no index needed to find the old ones.
+        (DeviceLogin, DeviceLogin.finished_at < cutoff, DeviceLogin.finished_at),
     ]
     pruned = Pruned()
     for model, condition, order in targets:

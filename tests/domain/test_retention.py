@@ -14,6 +14,7 @@ from bot.store.migrate import upgrade_database
 from bot.store.models import (
     AlertMessage,
     AuditEntry,
+    DeviceLogin,
     MirrorState,
     OutboxMessage,
     ScheduledCheck,
@@ -62,6 +63,23 @@ def alert(state: MirrorState, episode: int, resolved_ago: timedelta | None) -> A
     )
 
 
+def device_login(code: str, *, finished_ago: timedelta | None) -> DeviceLogin:
+    now = utcnow()
+    return DeviceLogin(
+        slack_team_id="T",
+        slack_user_id="U",
+        channel_id="D",
+        state="pending" if finished_ago is None else "expired",
+        device_code_ciphertext="encrypted",
+        user_code=code,
+        verification_uri_complete="https://gitlab.example/oauth/device",
+        interval_seconds=5.0,
+        next_poll_at=now,
+        expires_at=now,
+        finished_at=None if finished_ago is None else now - finished_ago,
+    )
+
+
 async def test_pruning_deletes_what_is_past_retention_and_keeps_what_is_still_needed(
     database_url,
 ):
@@ -98,6 +116,9 @@ async def test_pruning_deletes_what_is_past_retention_and_keeps_what_is_still_ne
                     AuditEntry(
                         at=utcnow() - OLD - OLD, actor_id="U", event="executed", operation="sync"
                     ),
+                    device_login("finished-long-ago", finished_ago=OLD),
+                    device_login("finished-recently", finished_ago=RECENT),
+                    device_login("still-pending", finished_ago=None),
                 ]
             )
 
@@ -109,6 +130,7 @@ async def test_pruning_deletes_what_is_past_retention_and_keeps_what_is_still_ne
             episodes = set(await session.scalars(select(AlertMessage.episode)))
             checks = set(await session.scalars(select(ScheduledCheck.project_id)))
             audit = list(await session.scalars(select(AuditEntry.id)))
+            logins = set(await session.scalars(select(DeviceLogin.user_code)))
     finally:
         await engine.dispose()
     assert events == {"recent", "pending"}
@@ -116,7 +138,9 @@ async def test_pruning_deletes_what_is_past_retention_and_keeps_what_is_still_ne
     assert episodes == {2, 3}
     assert checks == {8}
     assert len(audit) == 1
+    assert logins == {"finished-recently", "still-pending"}
     assert pruned.rows == {
+        "device_logins": 1,
         "webhook_inbox": 5,
         "slack_outbox": 3,
         "alert_messages": 1,
