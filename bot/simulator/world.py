@@ -272,6 +272,25 @@ class World:
             mirror.last_update_started_at = now
             mirror.phase_ends_at = None
 
+    def stick(self, mirror: SimPushMirror, started_at: datetime) -> None:
+        """Leave a push mirror `started` since `started_at`, as a lost Sidekiq job does."""
+        with self.lock:
+            self._active.pop(id(mirror), None)
+            mirror.update_status = "started"
+            mirror.last_update_started_at = started_at
+            mirror.phase_ends_at = mirror.pending_start_at = None
+
+    def pause_pull(self, mirror: SimPullMirror, error: str, last_attempt: datetime) -> None:
+        """Hard-fail a pull mirror: past PULL_MAX_RETRY failures GitLab stops scheduling it."""
+        with self.lock:
+            self._active.pop(id(mirror), None)
+            mirror.outcome = Outcome(error)
+            mirror.update_status = "failed"
+            mirror.last_error = error
+            mirror.last_update_at = mirror.last_update_started_at = last_attempt
+            mirror.retry_count = PULL_MAX_RETRY + 1
+            mirror.phase_ends_at = None
+
     def succeed_at(self, mirror: SimPushMirror | SimPullMirror, moment: datetime) -> None:
         """Record a finished update at `moment` (to start a demo or test from history)."""
         with self.lock:
