@@ -213,6 +213,7 @@ async def _new_state(
         project_path=project_path,
         update_status="none",
         enabled=snap.enabled,
+        failed_checks=0,
     )
     session.add(state)
     await session.flush()  # the id keys its outbox messages
@@ -238,6 +239,7 @@ class _Context:
         row.last_update_at = snap.last_update_at
         row.last_successful_update_at = snap.last_successful_update_at
         row.observed_at = self.now
+        row.failed_checks = (row.failed_checks or 0) + 1 if snap.is_failing else 0
         if row.alert_state == FAILING:
             if not snap.enabled:
                 await self.resolve(row, snap, "disabled")
