@@ -4,6 +4,7 @@
 - inbox: turn stored webhook pushes into scheduled checks;
 - checks: run the checks that are due (leader only);
 - monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
+- discovery: list the projects of watched groups, with each watcher's token (leader only);
 - lease: keep the leader's lease renewed while it scans;
 - approvals: expire stale approval requests, resolve runs a crash interrupted;
 - retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches).
@@ -23,7 +24,8 @@ from datetime import timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.domain import inbox, monitor, retention
+from bot.domain import groups, inbox, monitor, retention
+from bot.domain.accounts import SlackUser
 from bot.domain.outbox import OutboxRetry
 from bot.gitlab.client import GitLabClient
 from bot.services import Services
@@ -45,6 +47,7 @@ class WorkerTiming:
     checks_every: float = 2.0
     approvals_every: float = 15.0
     retention_every: float = 3600.0
+    discovery_every: float = 300.0  # a group of 5,000 projects is 50 pages a pass
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
     outbox_retry: OutboxRetry = field(default_factory=OutboxRetry)
 
@@ -83,6 +86,7 @@ class Workers:
                     float(self.services.settings.mirrorbot_poll_interval),
                 ),
                 ("lease", self.renew_lease, self.lease.duration / 3),
+                ("discovery", self.discover_groups, self.timing.discovery_every),
             ]
         else:
             log.warning("GITLAB_SERVICE_TOKEN is not set: the monitor is off, no alerts")
@@ -164,6 +168,24 @@ class Workers:
             len(result.problems),
         )
         return 0  # always wait the full interval before the next scan
+
+    async def discover_groups(self) -> int:
+        if not self.lease.held:
+            return 0
+
+        def client_for(who: SlackUser) -> Awaitable[GitLabClient]:
+            return self.services.accounts.gitlab_for(who, self.services.budget_of)
+
+        result = await groups.discover(self.services.sessions, client_for)
+        if result.added or result.removed or result.problems:
+            log.info(
+                "group discovery: %d groups, %d projects added, %d removed, %d problems",
+                result.groups,
+                result.added,
+                result.removed,
+                len(result.problems),
+            )
+        return 0
 
     async def renew_lease(self) -> int:
         """A scan may outlast the lease (a large fleet, a spent budget): renew meanwhile."""

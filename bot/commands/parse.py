@@ -10,7 +10,13 @@ import shlex
 from dataclasses import dataclass
 
 from bot.domain.channels import ChannelName
-from bot.gitlab.refs import ProjectRef, ProjectRefError, parse_project_ref
+from bot.gitlab.refs import (
+    GroupRef,
+    ProjectRef,
+    ProjectRefError,
+    parse_group_ref,
+    parse_project_ref,
+)
 
 MAX_COMMAND_LENGTH = 2000
 # `<#C…|name>` (Slack escapes a picked channel so), `#C…` or `C…` by id, `#name` by name
@@ -35,8 +41,8 @@ USAGE = {
     "add": "/mirror add PROJECT",
     "edit": "/mirror edit PROJECT MIRROR_ID",
     "pull": "/mirror pull PROJECT | pull sync PROJECT | pull config PROJECT",
-    "watch": "/mirror watch PROJECT [#channel]",
-    "unwatch": "/mirror unwatch PROJECT",
+    "watch": "/mirror watch PROJECT|GROUP/ [#channel]",
+    "unwatch": "/mirror unwatch PROJECT|GROUP/",
     "watching": "/mirror watching",
     "unmute": "/mirror unmute PROJECT MIRROR_ID|pull",
     "status": "/mirror status [--refresh]",
@@ -64,6 +70,7 @@ class Command:
     channel: ChannelName | None = None
     refresh: bool = False
     target_user: str | None = None
+    group: GroupRef | None = None  # `watch GROUP/`, `unwatch GROUP/`
 
 
 def parse_command(text: str, gitlab_url: str | None = None) -> Command:
@@ -146,7 +153,39 @@ def _sync(name: str, args: list[str], gitlab_url: str | None) -> Command:
     return Command(name, _project(name, args[0], gitlab_url), mirror_id)
 
 
+def _group_arg(
+    name: str, args: list[str], gitlab_url: str | None
+) -> tuple[GroupRef | None, list[str]]:
+    """`GROUP/` (a trailing slash) or `--group GROUP` names a group; the rest is returned."""
+    if args and args[0] == "--group":
+        if len(args) < 2:
+            raise UsageError(f"`{name} --group` needs a group", usage_of(name))
+        text, rest = args[1], args[2:]
+    elif args and args[0].rstrip(">").endswith("/"):
+        text, rest = args[0], args[1:]
+    else:
+        return None, args
+    try:
+        return parse_group_ref(text, gitlab_url), rest
+    except ProjectRefError as exc:
+        raise UsageError(
+            str(exc).replace("a GitLab project", "a GitLab group"), usage_of(name)
+        ) from None
+
+
+def _unwatch(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    group, rest = _group_arg(name, args, gitlab_url)
+    if group is not None:
+        if rest:
+            raise UsageError(f"`{name}` takes fewer arguments", usage_of(name))
+        return Command(name, group=group)
+    return _project_only(name, args, gitlab_url)
+
+
 def _watch(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    group, rest = _group_arg(name, args, gitlab_url)
+    if group is not None:
+        args = ["-", *rest]  # the channel check below, on what follows the group
     _expect(name, args, 1, 2)
     channel = None
     if len(args) == 2:
@@ -155,6 +194,8 @@ def _watch(name: str, args: list[str], gitlab_url: str | None) -> Command:
             raise UsageError(f"`{args[1][:40]}` is not a channel — pick one with #", usage_of(name))
         by_id = match.group("id") or match.group("raw")
         channel = ChannelName(id=by_id) if by_id else ChannelName(name=match.group("name"))
+    if group is not None:
+        return Command(name, channel=channel, group=group)
     return Command(name, _project(name, args[0], gitlab_url), channel=channel)
 
 
@@ -198,7 +239,7 @@ _GRAMMAR = {
     "pull-sync": _project_only,
     "pull-config": _project_only,
     "watch": _watch,
-    "unwatch": _project_only,
+    "unwatch": _unwatch,
     "watching": _no_args,
     "unmute": _unmute,
     "status": _status,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.domain.accounts import AccountLink
 from bot.domain.approvals import Approval
+from bot.domain.groups import GroupWatch
 from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
 from bot.domain.project_access import UncheckedProject
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
@@ -125,6 +126,7 @@ class Muted:
 class Watching:
     subscriptions: list[SubscriptionInfo]
     mutes: list[MuteInfo]
+    groups: list[GroupWatch] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from bot.commands.results import (
     SyncStarted,
     Watching,
 )
-from bot.domain import monitor, project_access
+from bot.domain import groups, monitor, project_access
 from bot.domain.accounts import SlackUser, gitlab_user_of
 from bot.domain.approvals import visible_to
 from bot.domain.changes import (
@@ -52,7 +52,7 @@ from bot.domain.subscriptions import PULL_KEY, push_key
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import Project, PullMirror, PushMirror
-from bot.gitlab.refs import ProjectRef
+from bot.gitlab.refs import GroupRef, ProjectRef
 from bot.services import Services
 
 T = TypeVar("T")
@@ -119,12 +119,15 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         return Watching(
             await services.subscriptions.of_channel(actor.channel_id),
             await services.subscriptions.active_mutes(actor.channel_id),
+            await groups.group_watches(services.sessions, actor.channel_id),
         )
     if name == "status":
         return await status_report(actor.channel_id, services, refresh=command.refresh)
     if name in MODAL_COMMANDS:
         raise UsageError(f"`{name.replace('-', ' ')}` opens a form: use it from Slack")
     gitlab = await services.accounts.gitlab_for(actor.slack_user)
+    if command.group is not None and name in ("watch", "unwatch"):
+        return await _group_subscription(command, command.group, gitlab, actor, services)
     project_ref = _required(command.project)
     if name == "list":
         return MirrorList(await list_project_mirrors(gitlab, project_ref))
@@ -179,6 +182,38 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
     operation = Operation(name)
     return await request_change(
         gitlab, operation, project_ref, command.mirror_id, {}, actor, services
+    )
+
+
+async def _group_subscription(
+    command: Command, group: GroupRef, gitlab: GitLabClient, actor: Actor, services: Services
+) -> Reply:
+    if command.name == "unwatch":
+        ended = await groups.unwatch_group(
+            services.sessions, actor.channel_id, group, by=actor.user_id
+        )
+        if ended is None:
+            return Info(f"this channel was not watching the group {group}/")
+        return Info(
+            f"this channel no longer watches the group {ended.group_path}/ "
+            f"({ended.project_count} projects)"
+        )
+    channel = await channel_to_watch_into(
+        services.channels, command.channel or ChannelName(id=actor.channel_id), actor.user_id
+    )
+    watch = await groups.watch_group(
+        services.sessions,
+        gitlab,
+        group,
+        team_id=actor.team_id,
+        channel_id=channel.id,
+        user_id=actor.user_id,
+        channel_name=channel.name,
+    )
+    shown = f"<#{channel.id}|{channel.name}>" if channel.name else f"<#{channel.id}>"
+    return Info(
+        f"{shown} now gets alerts for the mirrors of the group {watch.group_path}/: "
+        f"{watch.project_count} projects you maintain, and those added later"
     )
 
 

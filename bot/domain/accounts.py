@@ -7,6 +7,7 @@ before they are stored, and stored only encrypted.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import audit
 from bot.domain.errors import NotLinked, TokenNotUsable
+from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient, RetryPolicy
 from bot.gitlab.errors import InsufficientScope
 from bot.gitlab.http import GitLabHTTP
@@ -80,8 +82,12 @@ class Accounts:
         self._retry = retry
         self._tokens = _RecentTokens(TOKEN_CACHE_SECONDS)
 
-    def gitlab_with_token(self, token: str) -> GitLabClient:
-        return GitLabClient(self._http, token, self._retry)
+    def gitlab_with_token(
+        self, token: str, budget_for: Callable[[str], RequestBudget] | None = None
+    ) -> GitLabClient:
+        """`budget_for` paces background reads with the token's share of the budget."""
+        budget = budget_for(token) if budget_for is not None else None
+        return GitLabClient(self._http, token, self._retry, budget=budget)
 
     async def link(
         self, who: SlackUser, token: str, *, linked_by: str, channel_id: str | None = None
@@ -168,7 +174,9 @@ class Accounts:
         async with self._sessions() as session:
             return [AccountLink.of(row) for row in (await session.scalars(query)).all()]
 
-    async def gitlab_for(self, who: SlackUser) -> GitLabClient:
+    async def gitlab_for(
+        self, who: SlackUser, budget_for: Callable[[str], RequestBudget] | None = None
+    ) -> GitLabClient:
         """A GitLab client acting as `who`; `NotLinked` if they have no link."""
         token = self._tokens.get(who)
         if token is None:
@@ -179,7 +187,7 @@ class Accounts:
                     raise NotLinked()
                 token = self._cipher.decrypt(row.token_ciphertext)
             self._tokens.put(who, token, generation)
-        return self.gitlab_with_token(token)
+        return self.gitlab_with_token(token, budget_for)
 
     async def gitlab_or_none(self, who: SlackUser) -> GitLabClient | None:
         try:

@@ -50,6 +50,7 @@ class SubscriptionInfo:
     channel_name: str | None = None
     broken_at: datetime | None = None  # Slack refused its posts for good (see broken_reason)
     broken_reason: str | None = None
+    group_subscription_id: int | None = None  # added by a group subscription
 
     @staticmethod
     def of(row: Subscription) -> SubscriptionInfo:
@@ -61,6 +62,7 @@ class SubscriptionInfo:
             row.channel_name,
             row.broken_at,
             row.broken_reason,
+            row.group_subscription_id,
         )
 
 
@@ -173,6 +175,7 @@ class Subscriptions:
             else:
                 existing.project_path = project.path_with_namespace
                 existing.channel_name = channel_name or existing.channel_name
+                existing.group_subscription_id = None  # watched directly: outlives the group
                 if existing.broken_at is not None:  # watched again into a working channel
                     existing.broken_at = existing.broken_reason = None
                     existing.created_by = user_id  # who to tell if it breaks again

@@ -326,14 +326,24 @@ def muted(reply: Muted) -> SlackMessage:
 
 
 def watching(reply: Watching) -> SlackMessage:
-    if not reply.subscriptions and not reply.mutes:
+    if not reply.subscriptions and not reply.mutes and not reply.groups:
         return SlackMessage(
             "this channel watches nothing",
             [section("This channel watches no project. Start with `/mirror watch group/project`.")],
         )
     blocks: list[dict[str, Any]] = []
-    if reply.subscriptions:
-        lines = "\n".join(_subscription_line(s) for s in reply.subscriptions[:100])
+    if reply.groups:
+        lines = "\n".join(
+            f"• group *{escape(g.group_path)}/* — {g.project_count} projects (by <@{g.created_by}>)"
+            for g in reply.groups[:50]
+        )
+        blocks.append(section(f"*Groups this channel watches*\n{lines}"))
+    # A group's projects are counted above; broken ones are still listed, to be fixed.
+    direct = [
+        s for s in reply.subscriptions if s.group_subscription_id is None or s.broken_at is not None
+    ]
+    if direct:
+        lines = "\n".join(_subscription_line(s) for s in direct[:100])
         blocks.append(section(f"*This channel watches*\n{lines}"))
     if reply.mutes:
         lines = "\n".join(
