@@ -5,6 +5,7 @@ import json
 import pytest
 from sqlalchemy import select
 
+from bot.commands.parse import parse_command
 from bot.simulator.world import MAINTAINER
 from bot.store.crypto import generate_key
 from bot.store.models import GroupSubscription, Subscription
@@ -111,8 +112,6 @@ def test_a_group_the_caller_cannot_see_is_refused(linked: Harness):
     ],
 )
 def test_a_trailing_slash_or_group_flag_names_a_group(text, group, channel):
-    from bot.commands.parse import parse_command
-
     command = parse_command(text, "https://gitlab.example.com")
     assert command.group is not None and command.group.value == group
     assert command.project is None
