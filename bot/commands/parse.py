@@ -46,6 +46,7 @@ USAGE = {
     "watching": "/mirror watching",
     "unmute": "/mirror unmute PROJECT MIRROR_ID|pull",
     "status": "/mirror status [--refresh]",
+    "inventory": "/mirror inventory GROUP [--csv]",
     "approvals": "/mirror approvals",
     "users": "/mirror users list | users unlink @user   (admins)",
 }
@@ -69,6 +70,7 @@ class Command:
     mirror_id: int | None = None
     channel: ChannelName | None = None
     refresh: bool = False
+    csv: bool = False  # `inventory --csv`: the file, not the table (console)
     target_user: str | None = None
     group: GroupRef | None = None  # `watch GROUP/`, `unwatch GROUP/`
 
@@ -199,6 +201,21 @@ def _watch(name: str, args: list[str], gitlab_url: str | None) -> Command:
     return Command(name, _project(name, args[0], gitlab_url), channel=channel)
 
 
+def _inventory(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    as_csv = "--csv" in args
+    rest = [a for a in args if a != "--csv"]
+    if rest[:1] == ["--group"]:
+        rest = rest[1:]
+    if len(rest) != 1:
+        raise UsageError("`inventory` needs one group", usage_of(name))
+    try:
+        group = parse_group_ref(rest[0], gitlab_url)
+    except ProjectRefError as exc:
+        message = str(exc).replace("a GitLab project", "a GitLab group")
+        raise UsageError(message, usage_of(name)) from None
+    return Command(name, group=group, csv=as_csv)
+
+
 def _status(name: str, args: list[str], gitlab_url: str | None) -> Command:
     if args not in ([], ["--refresh"]):
         raise UsageError("`status` takes only `--refresh`", usage_of(name))
@@ -243,6 +260,7 @@ _GRAMMAR = {
     "watching": _no_args,
     "unmute": _unmute,
     "status": _status,
+    "inventory": _inventory,
     "approvals": _no_args,
     "users": _no_args,
 }

@@ -8,6 +8,7 @@ from datetime import datetime
 from bot.domain.accounts import AccountLink
 from bot.domain.approvals import Approval
 from bot.domain.groups import GroupWatch
+from bot.domain.inventory import Inventory
 from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
 from bot.domain.project_access import UncheckedProject
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
@@ -130,6 +131,12 @@ class Watching:
 
 
 @dataclass(frozen=True)
+class InventoryReport:
+    inventory: Inventory
+    as_csv: bool = False
+
+
+@dataclass(frozen=True)
 class StatusReport:
     observations: list[MirrorObservation]
     watched_projects: int
@@ -164,6 +171,7 @@ Reply = (
     | Muted
     | Watching
     | StatusReport
+    | InventoryReport
     | PendingApprovals
     | LinkedUsers
 )

@@ -18,6 +18,7 @@ from bot.commands.results import (
     ChangeMade,
     Help,
     Info,
+    InventoryReport,
     LinkedUsers,
     MirrorDetails,
     MirrorList,
@@ -41,6 +42,7 @@ from bot.domain.changes import (
 )
 from bot.domain.channels import ChannelName, channel_to_watch_into
 from bot.domain.errors import DomainError, NotAllowed
+from bot.domain.inventory import take_inventory
 from bot.domain.mirrors import (
     Operation,
     OperationRequest,
@@ -128,6 +130,17 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
     gitlab = await services.accounts.gitlab_for(actor.slack_user)
     if command.group is not None and name in ("watch", "unwatch"):
         return await _group_subscription(command, command.group, gitlab, actor, services)
+    if name == "inventory":
+        # Its reads are many: paced by the caller's token's share of the budget.
+        paced = await services.accounts.gitlab_for(actor.slack_user, services.budget_of)
+        inventory = await take_inventory(
+            services.sessions,
+            paced,
+            _required(command.group),
+            stale_after=timedelta(days=services.settings.mirrorbot_stale_after),
+            concurrency=services.settings.mirrorbot_monitor_concurrency,
+        )
+        return InventoryReport(inventory, command.csv)
     project_ref = _required(command.project)
     if name == "list":
         return MirrorList(await list_project_mirrors(gitlab, project_ref))

@@ -51,6 +51,7 @@ class Snapshot:
     # A cause the timestamps tell rather than the error text: "stuck" (a push update
     # `started` past GitLab's limit) or "stopped" (a pull mirror GitLab no longer retries).
     condition: str | None = None
+    auth_method: str | None = None  # push mirrors: ssh_public_key | password
 
     @property
     def is_failing(self) -> bool:
@@ -77,6 +78,7 @@ class Snapshot:
             mirror.last_update_at,
             mirror.last_successful_update_at,
             STUCK.key if stuck else None,
+            mirror.auth_method,
         )
 
     @staticmethod
@@ -240,6 +242,7 @@ class _Context:
         row.last_successful_update_at = snap.last_successful_update_at
         row.observed_at = self.now
         row.failed_checks = (row.failed_checks or 0) + 1 if snap.is_failing else 0
+        row.auth_method = snap.auth_method
         if row.alert_state == FAILING:
             if not snap.enabled:
                 await self.resolve(row, snap, "disabled")

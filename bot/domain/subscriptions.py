@@ -91,6 +91,8 @@ class MirrorObservation:
     alert_state: str = "ok"
     failing_since: datetime | None = None
     failed_checks: int = 0  # checks in a row that saw it failing
+    auth_method: str | None = None
+    last_update_at: datetime | None = None
 
     @property
     def is_failing(self) -> bool:
@@ -125,6 +127,8 @@ class MirrorObservation:
             row.alert_state,
             row.failing_since,
             row.failed_checks or 0,
+            row.auth_method,
+            row.last_update_at,
         )
 
 

@@ -223,6 +223,7 @@ class MirrorState(Base):
     success_at_failure: Mapped[datetime | None]
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
     failed_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in a row
+    auth_method: Mapped[str | None] = mapped_column(String(32))  # push mirrors only
 
 
 class AlertMessage(Base):

@@ -13,6 +13,7 @@ from bot.commands.results import (
     ChangeMade,
     Help,
     Info,
+    InventoryReport,
     LinkedUsers,
     MirrorDetails,
     MirrorList,
@@ -30,6 +31,7 @@ from bot.domain.approvals import Approval, Status
 from bot.domain.changes import AttributeChange
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import SubscriptionInfo
+from bot.slack.blocks import fleet as fleet_blocks
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.notices import channel_refusal
 from bot.slack.blocks.text import (
@@ -455,6 +457,7 @@ _RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
     ApprovalNeeded: approval_needed,
     Watching: watching,
     StatusReport: status_report,
+    InventoryReport: fleet_blocks.inventory_summary,
     PendingApprovals: pending_approvals,
     ApprovalDecided: approval_decided,
     Muted: muted,

@@ -1,4 +1,4 @@
-"""fleet: failed-check counts per mirror, group subscriptions, daily digests
+"""fleet: failed-check counts and auth method per mirror, group subscriptions, daily digests
 
 Revision ID: 0010
 Revises: 0007
@@ -21,6 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("failed_checks", sa.Integer(), nullable=False, server_default="0")
         )
+        batch_op.add_column(sa.Column("auth_method", sa.String(length=32), nullable=True))
     op.create_table(
         "group_subscriptions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -63,4 +64,5 @@ def downgrade() -> None:
         batch_op.drop_column("group_subscription_id")
     op.drop_table("group_subscriptions")
     with op.batch_alter_table("mirror_states", schema=None) as batch_op:
+        batch_op.drop_column("auth_method")
         batch_op.drop_column("failed_checks")
