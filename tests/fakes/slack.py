@@ -3,8 +3,8 @@
 Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*,
 conversations.*, and the upload of files.uploadV2: files.getUploadURLExternal, a POST of the
 bytes to the URL it gives, files.completeUploadExternal), and can be told to rate-limit
-(429 + Retry-After), fail with an API error, be down (503), be slow, or drop the connection without an answer. Every `ts` it hands
-out is distinct.
+(429 + Retry-After), fail with an API error, be down (503), be slow, or drop the connection
+without an answer. Every `ts` it hands out is distinct.
 
 Channels: a channel id nobody set up is a public channel every user of the workspace
 (WORKSPACE_USERS) and the bot are in; `add_channel` makes one with chosen members, and
