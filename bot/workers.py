@@ -7,7 +7,8 @@
 - discovery: list the projects of watched groups, with each watcher's token (leader only);
 - lease: keep the leader's lease renewed while it scans;
 - approvals: expire stale approval requests, resolve runs a crash interrupted;
-- retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches).
+- retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches);
+- digest: queue each channel's daily digest once its time has come (every replica).
 
 The leader is whichever replica holds the monitor's lease (`bot/store/leases.py`).
 """
@@ -19,12 +20,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.domain import groups, inbox, monitor, retention
+from bot.domain import digest, groups, inbox, monitor, retention
 from bot.domain.accounts import SlackUser
 from bot.domain.outbox import OutboxRetry
 from bot.gitlab.client import GitLabClient
@@ -32,6 +33,7 @@ from bot.services import Services
 from bot.slack.background import sweep_approvals_once
 from bot.slack.outbox_sender import send_due
 from bot.store.leases import MONITOR_LEASE, Lease
+from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
 INBOX_BATCH = 500  # webhook events turned into scheduled checks per transaction
@@ -48,6 +50,9 @@ class WorkerTiming:
     approvals_every: float = 15.0
     retention_every: float = 3600.0
     discovery_every: float = 300.0  # a group of 5,000 projects is 50 pages a pass
+    digest_every: float = 20.0
+    # What time it is for the digest: tests pass a clock of their own.
+    clock: Callable[[], datetime] = utcnow
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
     outbox_retry: OutboxRetry = field(default_factory=OutboxRetry)
 
@@ -76,6 +81,8 @@ class Workers:
             ("inbox", self.process_inbox, self.timing.inbox_every),
             ("approvals", self.expire_approvals, self.timing.approvals_every),
             ("retention", self.prune, self.timing.retention_every),
+            # Every replica: the outbox key per channel and day keeps it to one message.
+            ("digest", self.send_digests, self.timing.digest_every),
         ]
         if self.service_gitlab() is not None:
             loops += [
@@ -185,6 +192,14 @@ class Workers:
                 result.removed,
                 len(result.problems),
             )
+        return 0
+
+    async def send_digests(self) -> int:
+        await digest.send_due_digests(
+            self.services.sessions,
+            stale_after=timedelta(days=self.services.settings.mirrorbot_stale_after),
+            now=self.timing.clock(),
+        )
         return 0
 
     async def renew_lease(self) -> int:

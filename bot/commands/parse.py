@@ -47,6 +47,7 @@ USAGE = {
     "unmute": "/mirror unmute PROJECT MIRROR_ID|pull",
     "status": "/mirror status [--refresh]",
     "inventory": "/mirror inventory GROUP [--csv]",
+    "digest": "/mirror digest HH:MM [TIMEZONE] [always] | digest off",
     "approvals": "/mirror approvals",
     "users": "/mirror users list | users unlink @user   (admins)",
 }
@@ -73,6 +74,9 @@ class Command:
     csv: bool = False  # `inventory --csv`: the file, not the table (console)
     target_user: str | None = None
     group: GroupRef | None = None  # `watch GROUP/`, `unwatch GROUP/`
+    digest_at: str | None = None  # `digest HH:MM [TZ] [always]`; "off" ends it
+    digest_timezone: str | None = None
+    digest_always: bool = False
 
 
 def parse_command(text: str, gitlab_url: str | None = None) -> Command:
@@ -216,6 +220,22 @@ def _inventory(name: str, args: list[str], gitlab_url: str | None) -> Command:
     return Command(name, group=group, csv=as_csv)
 
 
+def _digest(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    if not args:
+        return Command(name)
+    if args[0].lower() == "off":
+        if len(args) > 1:
+            raise UsageError("`digest off` takes nothing more", usage_of(name))
+        return Command(name, digest_at="off")
+    always = bool(args) and args[-1].lower() == "always"
+    rest = args[1:-1] if always else args[1:]
+    if len(rest) > 1:
+        raise UsageError("`digest` takes a time, a time zone and `always`", usage_of(name))
+    return Command(
+        name, digest_at=args[0], digest_timezone=rest[0] if rest else None, digest_always=always
+    )
+
+
 def _status(name: str, args: list[str], gitlab_url: str | None) -> Command:
     if args not in ([], ["--refresh"]):
         raise UsageError("`status` takes only `--refresh`", usage_of(name))
@@ -261,6 +281,7 @@ _GRAMMAR = {
     "unmute": _unmute,
     "status": _status,
     "inventory": _inventory,
+    "digest": _digest,
     "approvals": _no_args,
     "users": _no_args,
 }

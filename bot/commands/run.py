@@ -31,7 +31,7 @@ from bot.commands.results import (
     SyncStarted,
     Watching,
 )
-from bot.domain import groups, monitor, project_access
+from bot.domain import digest, groups, monitor, project_access
 from bot.domain.accounts import SlackUser, gitlab_user_of
 from bot.domain.approvals import visible_to
 from bot.domain.changes import (
@@ -125,6 +125,8 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         )
     if name == "status":
         return await status_report(actor.channel_id, services, refresh=command.refresh)
+    if name == "digest":
+        return await _digest(command, actor, services)
     if name in MODAL_COMMANDS:
         raise UsageError(f"`{name.replace('-', ' ')}` opens a form: use it from Slack")
     gitlab = await services.accounts.gitlab_for(actor.slack_user)
@@ -196,6 +198,38 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
     return await request_change(
         gitlab, operation, project_ref, command.mirror_id, {}, actor, services
     )
+
+
+async def _digest(command: Command, actor: Actor, services: Services) -> Reply:
+    if command.digest_at is None:
+        current = await digest.digest_of(services.sessions, actor.channel_id)
+        if current is None:
+            return Info("this channel has no daily digest — `/mirror digest 09:00 Europe/Berlin`")
+        return Info(_digest_words(current))
+    if command.digest_at == "off":
+        ended = await digest.stop_digest(services.sessions, actor.channel_id)
+        return Info("the daily digest is off" if ended else "this channel had no daily digest")
+    # Posted in this channel: the bot must be able to post there, as for `watch`.
+    channel = await channel_to_watch_into(
+        services.channels, ChannelName(id=actor.channel_id), actor.user_id
+    )
+    schedule = await digest.set_digest(
+        services.sessions,
+        team_id=actor.team_id,
+        channel_id=channel.id,
+        user_id=actor.user_id,
+        at=command.digest_at,
+        timezone=command.digest_timezone,
+        always=command.digest_always,
+    )
+    return Info(_digest_words(schedule))
+
+
+def _digest_words(schedule: digest.DigestSchedule) -> str:
+    when = f"every day at {schedule.at_time} ({schedule.timezone})"
+    if schedule.always:
+        return f"this channel gets a mirror digest {when}, even when all is well"
+    return f"this channel gets a mirror digest {when} when something needs attention"
 
 
 async def _group_subscription(
