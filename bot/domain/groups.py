@@ -149,6 +149,12 @@ async def group_watches(
         ]
 
 
+async def group_watches_of(
+    sessions: async_sessionmaker[AsyncSession], channel_ids: list[str]
+) -> list[GroupWatch]:
+    return [w for channel in channel_ids for w in await group_watches(sessions, channel)]
+
+
 async def discover(
     sessions: async_sessionmaker[AsyncSession], client_for: ClientFor
 ) -> DiscoveryResult:
