@@ -61,6 +61,12 @@ HELP_EXAMPLES = [
     ("/mirror watch group/project [#channel]", "alerts when its mirrors fail"),
     ("/mirror unwatch group/project · watching · unmute P 12", "subscriptions and mutes"),
     ("/mirror status [--refresh]", "health of every watched mirror, failing first"),
+    (
+        "/mirror watch group/ [#channel]",
+        "every project of a group and its subgroups, now and later",
+    ),
+    ("/mirror inventory group [--csv]", "every mirror of a group: summary, then a CSV file"),
+    ("/mirror digest 09:00 [Europe/Berlin] [always] · digest off", "a daily digest here"),
     ("/mirror approvals", "requests waiting for a second person"),
     ("/mirror login · logout · whoami", "link your GitLab account (your own token)"),
 ]
