@@ -65,6 +65,8 @@ def uploaded_csv(h: Harness) -> list[dict[str, str]]:
 def test_the_inventory_csv_lists_every_mirror_of_a_nested_group_scrubbed(linked: Harness):
     linked.command("inventory platform", channel="CALERTS")
     summary = linked.wait_response("Inventory of platform/")
+    first = linked.responses()[0]
+    assert "Taking the inventory of platform/" in first["text"]  # said before the reads
     text = json.dumps(summary)
     assert "5 mirrors in 5 projects" in text
     assert "*1 failing*" in text and "1 stale" in text and "1 disabled" in text
