@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # How long processed webhook events, delivered Slack messages, resolved alerts and
     # stale checks are kept (the audit log is kept for good).
     mirrorbot_retention_days: int = Field(default=7, gt=0)
+    # An enabled mirror whose last success is older than this many days is stale (inventory,
+    # digest).
+    mirrorbot_stale_after: int = Field(default=7, gt=0)
     # The monitor's share of GitLab's rate limit (GitLab.com allows 2,000 per minute per
     # user) and how many projects it reads at once.
     mirrorbot_gitlab_requests_per_minute: int = Field(default=1500, gt=0)

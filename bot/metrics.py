@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:  # the GitLab client imports this module
+    from bot.domain.subscriptions import MirrorObservation
 
 HTTP_REQUESTS = Counter(
     "mirrorbot_http_requests_total",
@@ -57,3 +65,55 @@ BACKGROUND_FAILURES = Counter(
 MONITOR_LEADER = Gauge(
     "mirrorbot_monitor_leader", "1 while this replica holds the monitor's lease, else 0"
 )
+
+
+MIRROR_LABELS = ["project", "mirror", "direction", "host"]
+
+
+class MirrorObservations(Collector):
+    """Per-mirror gauges from the monitor's observations, read once per scrape by the
+    /metrics route: a scrape never calls GitLab. Labels carry the host, never userinfo."""
+
+    def __init__(self, mirrors: Sequence[MirrorObservation]) -> None:
+        self._mirrors = mirrors
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "mirrorbot_mirror_up",
+            "1 when the mirror is ok, 0 while it is failing",
+            labels=MIRROR_LABELS,
+        )
+        enabled = GaugeMetricFamily(
+            "mirrorbot_mirror_enabled", "1 when the mirror is enabled", labels=MIRROR_LABELS
+        )
+        last_success = GaugeMetricFamily(
+            "mirrorbot_mirror_last_success_timestamp_seconds",
+            "When the mirror last updated successfully (absent if it never did)",
+            labels=MIRROR_LABELS,
+        )
+        failing_since = GaugeMetricFamily(
+            "mirrorbot_mirror_failing_since_timestamp_seconds",
+            "When the current failure began; 0 while the mirror is ok",
+            labels=MIRROR_LABELS,
+        )
+        failed_checks = GaugeMetricFamily(
+            "mirrorbot_mirror_consecutive_failed_checks",
+            "Checks in a row that saw the mirror failing",
+            labels=MIRROR_LABELS,
+        )
+        for mirror in self._mirrors:
+            labels = [
+                mirror.project_path,
+                str(mirror.mirror_id) if mirror.mirror_id is not None else "pull",
+                mirror.direction,
+                mirror.host,
+            ]
+            failing = mirror.is_failing
+            up.add_metric(labels, 0 if failing else 1)
+            enabled.add_metric(labels, 1 if mirror.enabled else 0)
+            if mirror.last_successful_update_at is not None:
+                last_success.add_metric(labels, mirror.last_successful_update_at.timestamp())
+            since = mirror.failing_since if failing and mirror.failing_since else None
+            failing_since.add_metric(labels, since.timestamp() if since else 0)
+            failed_checks.add_metric(labels, mirror.failed_checks)
+        yield from (up, enabled, last_success, failing_since, failed_checks)

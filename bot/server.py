@@ -12,7 +12,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -94,7 +94,12 @@ def create_app(
         metrics_module.INBOX_DEPTH.set(await inbox.depth(services.sessions))
         for problem, count in (await project_access.problem_counts(services.sessions)).items():
             metrics_module.PROJECTS_NOT_CHECKED.labels(problem).set(count)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        per_mirror = CollectorRegistry(auto_describe=False)
+        per_mirror.register(
+            metrics_module.MirrorObservations(await services.subscriptions.every_observation())
+        )
+        body = generate_latest() + generate_latest(per_mirror)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: object) -> AsyncIterator[None]:

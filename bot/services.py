@@ -22,7 +22,7 @@ from bot.gitlab.http import GitLabHTTP
 from bot.gitlab.oauth import GitLabOAuth
 from bot.store.crypto import TokenCipher
 from bot.store.db import create_engine, session_factory
-from bot.store.request_budget import SharedRequestBudget
+from bot.store.request_budget import SharedRequestBudget, token_key
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class Services:
     retry: RetryPolicy | None = None  # every client's, the service token's included
     # With GITLAB_OAUTH_CLIENT_ID: `/mirror login` is GitLab's device login.
     device_logins: DeviceLogins | None = None
+    _budgets: dict[str, SharedRequestBudget] = field(default_factory=dict)
 
     @property
     def approval_required(self) -> frozenset[Operation]:
@@ -69,6 +70,18 @@ class Services:
         return GitLabClient(
             self.gitlab_http, token.get_secret_value(), self.retry, budget=self.budget
         )
+
+    def budget_of(self, token: str) -> SharedRequestBudget:
+        """A token's request budget, shared by every replica (the service token's is
+        `budget`): background reads with a person's token, like group discovery, use it."""
+        service = self.settings.gitlab_service_token
+        if self.budget is not None and service is not None and token == service.get_secret_value():
+            return self.budget
+        if token_key(token) not in self._budgets:
+            self._budgets[token_key(token)] = SharedRequestBudget(
+                self.engine, token, self.settings.mirrorbot_gitlab_requests_per_minute
+            )
+        return self._budgets[token_key(token)]
 
     async def close(self) -> None:
         await self.gitlab_http.aclose()

@@ -4,10 +4,12 @@
 - inbox: turn stored webhook pushes into scheduled checks;
 - checks: run the checks that are due (leader only);
 - monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
+- discovery: list the projects of watched groups, with each watcher's token (leader only);
 - lease: keep the leader's lease renewed while it scans;
 - approvals: expire stale approval requests, resolve runs a crash interrupted;
 - logins: poll GitLab for pending device logins, tell each person how theirs ended;
-- retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches).
+- retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches);
+- digest: queue each channel's daily digest once its time has come (every replica).
 
 The leader is whichever replica holds the monitor's lease (`bot/store/leases.py`).
 """
@@ -19,12 +21,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.domain import inbox, monitor, retention
+from bot.domain import digest, groups, inbox, monitor, retention
+from bot.domain.accounts import SlackUser
 from bot.domain.outbox import OutboxRetry
 from bot.gitlab.client import GitLabClient
 from bot.services import Services
@@ -32,6 +35,7 @@ from bot.slack.background import sweep_approvals_once
 from bot.slack.device_login import advance_device_logins
 from bot.slack.outbox_sender import send_due
 from bot.store.leases import MONITOR_LEASE, Lease
+from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
 INBOX_BATCH = 500  # webhook events turned into scheduled checks per transaction
@@ -47,6 +51,10 @@ class WorkerTiming:
     checks_every: float = 2.0
     approvals_every: float = 15.0
     retention_every: float = 3600.0
+    discovery_every: float = 300.0  # a group of 5,000 projects is 50 pages a pass
+    digest_every: float = 20.0
+    # What time it is for the digest: tests pass a clock of their own.
+    clock: Callable[[], datetime] = utcnow
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
     # Device logins are polled at GitLab's own interval (5 s); this is how often the
     # worker looks for one that is due.
@@ -78,6 +86,8 @@ class Workers:
             ("inbox", self.process_inbox, self.timing.inbox_every),
             ("approvals", self.expire_approvals, self.timing.approvals_every),
             ("retention", self.prune, self.timing.retention_every),
+            # Every replica: the outbox key per channel and day keeps it to one message.
+            ("digest", self.send_digests, self.timing.digest_every),
         ]
         if self.services.device_logins is not None:
             loops.append(("logins", self.advance_device_logins, self.timing.logins_every))
@@ -90,6 +100,7 @@ class Workers:
                     float(self.services.settings.mirrorbot_poll_interval),
                 ),
                 ("lease", self.renew_lease, self.lease.duration / 3),
+                ("discovery", self.discover_groups, self.timing.discovery_every),
             ]
         else:
             log.warning("GITLAB_SERVICE_TOKEN is not set: the monitor is off, no alerts")
@@ -175,6 +186,32 @@ class Workers:
             len(result.problems),
         )
         return 0  # always wait the full interval before the next scan
+
+    async def discover_groups(self) -> int:
+        if not self.lease.held:
+            return 0
+
+        def client_for(who: SlackUser) -> Awaitable[GitLabClient]:
+            return self.services.accounts.gitlab_for(who, self.services.budget_of)
+
+        result = await groups.discover(self.services.sessions, client_for)
+        if result.added or result.removed or result.problems:
+            log.info(
+                "group discovery: %d groups, %d projects added, %d removed, %d problems",
+                result.groups,
+                result.added,
+                result.removed,
+                len(result.problems),
+            )
+        return 0
+
+    async def send_digests(self) -> int:
+        await digest.send_due_digests(
+            self.services.sessions,
+            stale_after=timedelta(days=self.services.settings.mirrorbot_stale_after),
+            now=self.timing.clock(),
+        )
+        return 0
 
     async def renew_lease(self) -> int:
         """A scan may outlast the lease (a large fleet, a spent budget): renew meanwhile."""

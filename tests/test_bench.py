@@ -68,3 +68,11 @@ def test_retention_prunes_what_is_past_retention_and_keeps_the_rest(tmp_path: Pa
     assert sqlite["pruned"] == sum(sqlite["rows_before"].values()) - sum(
         sqlite["rows_after"].values()
     )
+
+
+def test_fleet_discovery_lists_a_group_in_pages_and_the_scan_reads_every_project(tmp_path: Path):
+    figures = run_tiny("fleet.py", tmp_path)
+    assert figures["discovered"] == figures["discovery_added"] == figures["projects"] == 250
+    assert figures["discovery_requests"] == 3  # 100 a page
+    assert figures["scan_checked"] == 250
+    assert figures["scan_requests"] >= 2 * figures["projects"]  # push and pull of each

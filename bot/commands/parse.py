@@ -10,7 +10,13 @@ import shlex
 from dataclasses import dataclass
 
 from bot.domain.channels import ChannelName
-from bot.gitlab.refs import ProjectRef, ProjectRefError, parse_project_ref
+from bot.gitlab.refs import (
+    GroupRef,
+    ProjectRef,
+    ProjectRefError,
+    parse_group_ref,
+    parse_project_ref,
+)
 
 MAX_COMMAND_LENGTH = 2000
 # `<#C…|name>` (Slack escapes a picked channel so), `#C…` or `C…` by id, `#name` by name
@@ -35,11 +41,13 @@ USAGE = {
     "add": "/mirror add PROJECT",
     "edit": "/mirror edit PROJECT MIRROR_ID",
     "pull": "/mirror pull PROJECT | pull sync PROJECT | pull config PROJECT",
-    "watch": "/mirror watch PROJECT [#channel]",
-    "unwatch": "/mirror unwatch PROJECT",
+    "watch": "/mirror watch PROJECT|GROUP/ [#channel]",
+    "unwatch": "/mirror unwatch PROJECT|GROUP/",
     "watching": "/mirror watching",
     "unmute": "/mirror unmute PROJECT MIRROR_ID|pull",
     "status": "/mirror status [--refresh]",
+    "inventory": "/mirror inventory GROUP [--csv]",
+    "digest": "/mirror digest HH:MM [TIMEZONE] [always] | digest off",
     "approvals": "/mirror approvals",
     "users": "/mirror users list | users unlink @user   (admins)",
 }
@@ -63,7 +71,12 @@ class Command:
     mirror_id: int | None = None
     channel: ChannelName | None = None
     refresh: bool = False
+    csv: bool = False  # `inventory --csv`: the file, not the table (console)
     target_user: str | None = None
+    group: GroupRef | None = None  # `watch GROUP/`, `unwatch GROUP/`
+    digest_at: str | None = None  # `digest HH:MM [TZ] [always]`; "off" ends it
+    digest_timezone: str | None = None
+    digest_always: bool = False
 
 
 def parse_command(text: str, gitlab_url: str | None = None) -> Command:
@@ -146,7 +159,39 @@ def _sync(name: str, args: list[str], gitlab_url: str | None) -> Command:
     return Command(name, _project(name, args[0], gitlab_url), mirror_id)
 
 
+def _group_arg(
+    name: str, args: list[str], gitlab_url: str | None
+) -> tuple[GroupRef | None, list[str]]:
+    """`GROUP/` (a trailing slash) or `--group GROUP` names a group; the rest is returned."""
+    if args and args[0] == "--group":
+        if len(args) < 2:
+            raise UsageError(f"`{name} --group` needs a group", usage_of(name))
+        text, rest = args[1], args[2:]
+    elif args and args[0].rstrip(">").endswith("/"):
+        text, rest = args[0], args[1:]
+    else:
+        return None, args
+    try:
+        return parse_group_ref(text, gitlab_url), rest
+    except ProjectRefError as exc:
+        raise UsageError(
+            str(exc).replace("a GitLab project", "a GitLab group"), usage_of(name)
+        ) from None
+
+
+def _unwatch(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    group, rest = _group_arg(name, args, gitlab_url)
+    if group is not None:
+        if rest:
+            raise UsageError(f"`{name}` takes fewer arguments", usage_of(name))
+        return Command(name, group=group)
+    return _project_only(name, args, gitlab_url)
+
+
 def _watch(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    group, rest = _group_arg(name, args, gitlab_url)
+    if group is not None:
+        args = ["-", *rest]  # the channel check below, on what follows the group
     _expect(name, args, 1, 2)
     channel = None
     if len(args) == 2:
@@ -155,7 +200,40 @@ def _watch(name: str, args: list[str], gitlab_url: str | None) -> Command:
             raise UsageError(f"`{args[1][:40]}` is not a channel — pick one with #", usage_of(name))
         by_id = match.group("id") or match.group("raw")
         channel = ChannelName(id=by_id) if by_id else ChannelName(name=match.group("name"))
+    if group is not None:
+        return Command(name, channel=channel, group=group)
     return Command(name, _project(name, args[0], gitlab_url), channel=channel)
+
+
+def _inventory(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    as_csv = "--csv" in args
+    rest = [a for a in args if a != "--csv"]
+    if rest[:1] == ["--group"]:
+        rest = rest[1:]
+    if len(rest) != 1:
+        raise UsageError("`inventory` needs one group", usage_of(name))
+    try:
+        group = parse_group_ref(rest[0], gitlab_url)
+    except ProjectRefError as exc:
+        message = str(exc).replace("a GitLab project", "a GitLab group")
+        raise UsageError(message, usage_of(name)) from None
+    return Command(name, group=group, csv=as_csv)
+
+
+def _digest(name: str, args: list[str], gitlab_url: str | None) -> Command:
+    if not args:
+        return Command(name)
+    if args[0].lower() == "off":
+        if len(args) > 1:
+            raise UsageError("`digest off` takes nothing more", usage_of(name))
+        return Command(name, digest_at="off")
+    always = bool(args) and args[-1].lower() == "always"
+    rest = args[1:-1] if always else args[1:]
+    if len(rest) > 1:
+        raise UsageError("`digest` takes a time, a time zone and `always`", usage_of(name))
+    return Command(
+        name, digest_at=args[0], digest_timezone=rest[0] if rest else None, digest_always=always
+    )
 
 
 def _status(name: str, args: list[str], gitlab_url: str | None) -> Command:
@@ -198,10 +276,12 @@ _GRAMMAR = {
     "pull-sync": _project_only,
     "pull-config": _project_only,
     "watch": _watch,
-    "unwatch": _project_only,
+    "unwatch": _unwatch,
     "watching": _no_args,
     "unmute": _unmute,
     "status": _status,
+    "inventory": _inventory,
+    "digest": _digest,
     "approvals": _no_args,
     "users": _no_args,
 }

@@ -8,6 +8,8 @@ from datetime import datetime
 from bot.domain.accounts import AccountLink
 from bot.domain.approvals import Approval
 from bot.domain.device_login import FinishedLogin, StartedLogin
+from bot.domain.groups import GroupWatch
+from bot.domain.inventory import Inventory
 from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
 from bot.domain.project_access import UncheckedProject
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
@@ -126,6 +128,13 @@ class Muted:
 class Watching:
     subscriptions: list[SubscriptionInfo]
     mutes: list[MuteInfo]
+    groups: list[GroupWatch] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InventoryReport:
+    inventory: Inventory
+    as_csv: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,7 @@ Reply = (
     | Muted
     | Watching
     | StatusReport
+    | InventoryReport
     | PendingApprovals
     | LinkedUsers
     | DeviceLoginStarted

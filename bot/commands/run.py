@@ -18,6 +18,7 @@ from bot.commands.results import (
     ChangeMade,
     Help,
     Info,
+    InventoryReport,
     LinkedUsers,
     MirrorDetails,
     MirrorList,
@@ -30,7 +31,7 @@ from bot.commands.results import (
     SyncStarted,
     Watching,
 )
-from bot.domain import monitor, project_access
+from bot.domain import digest, groups, monitor, project_access
 from bot.domain.accounts import SlackUser, gitlab_user_of
 from bot.domain.approvals import visible_to
 from bot.domain.changes import (
@@ -41,6 +42,7 @@ from bot.domain.changes import (
 )
 from bot.domain.channels import ChannelName, channel_to_watch_into
 from bot.domain.errors import DomainError, NotAllowed
+from bot.domain.inventory import take_inventory
 from bot.domain.mirrors import (
     Operation,
     OperationRequest,
@@ -52,7 +54,7 @@ from bot.domain.subscriptions import PULL_KEY, push_key
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import Project, PullMirror, PushMirror
-from bot.gitlab.refs import ProjectRef
+from bot.gitlab.refs import GroupRef, ProjectRef
 from bot.services import Services
 
 T = TypeVar("T")
@@ -119,14 +121,30 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         return Watching(
             await services.subscriptions.of_channel(actor.channel_id),
             await services.subscriptions.active_mutes(actor.channel_id),
+            await groups.group_watches(services.sessions, actor.channel_id),
         )
     if name == "status":
         if command.refresh:  # it spends the service token's budget: linked people only
             await services.accounts.gitlab_for(actor.slack_user)
         return await status_report(actor.channel_id, services, refresh=command.refresh)
+    if name == "digest":
+        return await _digest(command, actor, services)
     if name in MODAL_COMMANDS:
         raise UsageError(f"`{name.replace('-', ' ')}` opens a form: use it from Slack")
     gitlab = await services.accounts.gitlab_for(actor.slack_user)
+    if command.group is not None and name in ("watch", "unwatch"):
+        return await _group_subscription(command, command.group, gitlab, actor, services)
+    if name == "inventory":
+        # Its reads are many: paced by the caller's token's share of the budget.
+        paced = await services.accounts.gitlab_for(actor.slack_user, services.budget_of)
+        inventory = await take_inventory(
+            services.sessions,
+            paced,
+            _required(command.group),
+            stale_after=timedelta(days=services.settings.mirrorbot_stale_after),
+            concurrency=services.settings.mirrorbot_monitor_concurrency,
+        )
+        return InventoryReport(inventory, command.csv)
     project_ref = _required(command.project)
     if name == "list":
         return MirrorList(await list_project_mirrors(gitlab, project_ref))
@@ -181,6 +199,70 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
     operation = Operation(name)
     return await request_change(
         gitlab, operation, project_ref, command.mirror_id, {}, actor, services
+    )
+
+
+async def _digest(command: Command, actor: Actor, services: Services) -> Reply:
+    if command.digest_at is None:
+        current = await digest.digest_of(services.sessions, actor.channel_id)
+        if current is None:
+            return Info("this channel has no daily digest — `/mirror digest 09:00 Europe/Berlin`")
+        return Info(_digest_words(current))
+    if command.digest_at == "off":
+        ended = await digest.stop_digest(services.sessions, actor.channel_id)
+        return Info("the daily digest is off" if ended else "this channel had no daily digest")
+    # Posted in this channel: the bot must be able to post there, as for `watch`.
+    channel = await channel_to_watch_into(
+        services.channels, ChannelName(id=actor.channel_id), actor.user_id
+    )
+    schedule = await digest.set_digest(
+        services.sessions,
+        team_id=actor.team_id,
+        channel_id=channel.id,
+        user_id=actor.user_id,
+        at=command.digest_at,
+        timezone=command.digest_timezone,
+        always=command.digest_always,
+    )
+    return Info(_digest_words(schedule))
+
+
+def _digest_words(schedule: digest.DigestSchedule) -> str:
+    when = f"every day at {schedule.at_time} ({schedule.timezone})"
+    if schedule.always:
+        return f"this channel gets a mirror digest {when}, even when all is well"
+    return f"this channel gets a mirror digest {when} when something needs attention"
+
+
+async def _group_subscription(
+    command: Command, group: GroupRef, gitlab: GitLabClient, actor: Actor, services: Services
+) -> Reply:
+    if command.name == "unwatch":
+        ended = await groups.unwatch_group(
+            services.sessions, actor.channel_id, group, by=actor.user_id
+        )
+        if ended is None:
+            return Info(f"this channel was not watching the group {group}/")
+        return Info(
+            f"this channel no longer watches the group {ended.group_path}/ "
+            f"({ended.project_count} projects)"
+        )
+    channel = await channel_to_watch_into(
+        services.channels, command.channel or ChannelName(id=actor.channel_id), actor.user_id
+    )
+    watch = await groups.watch_group(
+        services.sessions,
+        gitlab,
+        group,
+        team_id=actor.team_id,
+        channel_id=channel.id,
+        user_id=actor.user_id,
+        channel_name=channel.name,
+    )
+    shown = f"<#{channel.id}|{channel.name}>" if channel.name else f"<#{channel.id}>"
+    return Info(
+        f"{shown} now gets alerts for the mirrors of the group {watch.group_path}/: "
+        f"{watch.project_count} projects you maintain, and those added later"
     )
 
 

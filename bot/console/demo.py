@@ -68,6 +68,7 @@ def demo_world() -> World:
     for user, token in ((ada, ADA_TOKEN), (grace, GRACE_TOKEN), (monitor, SERVICE_TOKEN)):
         world.add_token(user, token)
     maintainers = {ada: 40, grace: 40, monitor: 40}
+    world.add_group("demo")  # for `watch demo/` and `inventory demo`
     website = world.add_project("demo/website", maintainers)
     world.add_push_mirror(
         website,

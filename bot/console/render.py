@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from bot.domain.inventory import Inventory
 from bot.slack.blocks.text import SlackMessage
 
 # Emoji shortcodes the renderers use, as a symbol and a colour.
@@ -145,3 +146,45 @@ def _ago(delta: Any) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''} ago"
     return "just now"
+
+
+INVENTORY_COLUMNS = [
+    ("project", "project_path"),
+    ("dir", "direction"),
+    ("mirror", "mirror"),
+    ("target", "target"),
+    ("status", "status"),
+    ("enabled", "enabled"),
+    ("auth", "auth_method"),
+    ("last success", "last_success"),
+    ("likely cause", "cause"),
+]
+
+
+def inventory_table(inventory: Inventory) -> str:
+    """Every mirror of the inventory as an aligned plain-text table (the summary is above)."""
+    rows = [
+        {
+            "project_path": row.project_path,
+            "direction": row.direction,
+            "mirror": row.mirror,
+            "target": f"{row.host}{row.path}",
+            "status": "failing" if row.failing else row.status,
+            "enabled": "yes" if row.enabled else "no",
+            "auth_method": row.auth_method or "-",
+            "last_success": row.last_success.strftime("%Y-%m-%d %H:%M")
+            if row.last_success
+            else "never",
+            "cause": row.cause or "-",
+        }
+        for row in inventory.rows
+    ]
+    widths = [max([len(title), *(len(r[key]) for r in rows)]) for title, key in INVENTORY_COLUMNS]
+    lines = [
+        "  ".join(title.ljust(w) for (title, _), w in zip(INVENTORY_COLUMNS, widths, strict=True))
+    ]
+    lines += [
+        "  ".join(r[key].ljust(w) for (_, key), w in zip(INVENTORY_COLUMNS, widths, strict=True))
+        for r in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)

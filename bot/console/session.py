@@ -23,13 +23,15 @@ from bot.commands.results import (
     DeviceLoginFinished,
     DeviceLoginStarted,
     Info,
+    InventoryReport,
     Problem,
     Reply,
     SyncStarted,
 )
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
-from bot.console.render import Choice, to_terminal
+from bot.console.render import Choice, inventory_table, to_terminal
 from bot.domain import audit, monitor, outbox
+from bot.domain.inventory import inventory_csv
 from bot.domain.mirrors import Operation, follow_push_mirror, pull_mirror_or_none
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
 from bot.gitlab.models import PullMirror
@@ -108,7 +110,13 @@ class ConsoleSession:
         if command.name in MODAL_COMMANDS:
             return self.show(await run_guarded(lambda: self.form(command)))
         reply = await run_command(command, self.actor, self.services)
+        if isinstance(reply, InventoryReport) and reply.as_csv:
+            # The file alone, so `-c "inventory G --csv" > mirrors.csv` is the file.
+            self.out.print(inventory_csv(reply.inventory), end="", markup=False, highlight=False)
+            return True
         ok = self.show(reply)
+        if isinstance(reply, InventoryReport) and reply.inventory.rows:
+            self.out.print(inventory_table(reply.inventory), markup=False, highlight=False)
         if isinstance(reply, SyncStarted):
             ok = await self.follow(reply) and ok
         return ok

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import audit
 from bot.domain.errors import LinkBroken, NotLinked, TokenNotUsable
+from bot.gitlab.budget import RequestBudget
 from bot.gitlab.client import GitLabClient, RetryPolicy
 from bot.gitlab.errors import GitLabError, InsufficientScope
 from bot.gitlab.http import GitLabHTTP
@@ -103,8 +105,12 @@ class Accounts:
         self._tokens = _RecentTokens(TOKEN_CACHE_SECONDS)
         self._refreshing: dict[SlackUser, asyncio.Lock] = {}
 
-    def gitlab_with_token(self, token: str) -> GitLabClient:
-        return GitLabClient(self._http, token, self._retry)
+    def gitlab_with_token(
+        self, token: str, budget_for: Callable[[str], RequestBudget] | None = None
+    ) -> GitLabClient:
+        """`budget_for` paces background reads with the token's share of the budget."""
+        budget = budget_for(token) if budget_for is not None else None
+        return GitLabClient(self._http, token, self._retry, budget=budget)
 
     async def link(
         self, who: SlackUser, token: str, *, linked_by: str, channel_id: str | None = None
@@ -295,7 +301,9 @@ class Accounts:
         async with self._sessions() as session:
             return [AccountLink.of(row) for row in (await session.scalars(query)).all()]
 
-    async def gitlab_for(self, who: SlackUser) -> GitLabClient:
+    async def gitlab_for(
+        self, who: SlackUser, budget_for: Callable[[str], RequestBudget] | None = None
+    ) -> GitLabClient:
         """A GitLab client acting as `who`; `NotLinked` if they have no link."""
         found = self._tokens.get(who)
         if found is None:
@@ -313,10 +321,14 @@ class Accounts:
                 )
             self._tokens.put(who, found, generation)
         if found.oauth:
+            budget = budget_for(found.token) if budget_for is not None else None
             return GitLabClient(
-                self._http, _OAuthLink(self, who, found.token, found.valid_until), self._retry
+                self._http,
+                _OAuthLink(self, who, found.token, found.valid_until),
+                self._retry,
+                budget=budget,
             )
-        return self.gitlab_with_token(found.token)
+        return self.gitlab_with_token(found.token, budget_for)
 
     async def gitlab_or_none(self, who: SlackUser) -> GitLabClient | None:
         try:

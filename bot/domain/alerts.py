@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain.causes import classify
+from bot.domain.causes import STOPPED, STUCK, classify, pull_is_stopped, push_is_stuck
 from bot.domain.outbox import MessageKind, enqueue
 from bot.domain.subscriptions import PULL_KEY, push_key
 from bot.gitlab.models import PullMirror, PushMirror
@@ -48,13 +48,27 @@ class Snapshot:
     last_error: str | None
     last_update_at: datetime | None
     last_successful_update_at: datetime | None
+    # A cause the timestamps tell rather than the error text: "stuck" (a push update
+    # `started` past GitLab's limit) or "stopped" (a pull mirror GitLab no longer retries).
+    condition: str | None = None
+    auth_method: str | None = None  # push mirrors: ssh_public_key | password
 
     @property
     def is_failing(self) -> bool:
-        return self.enabled and self.update_status == "failed"
+        return self.enabled and (self.update_status == "failed" or self.condition == STUCK.key)
+
+    @property
+    def cause_key(self) -> str:
+        return self.condition or classify(self.last_error).key
 
     @staticmethod
-    def of_push(mirror: PushMirror) -> Snapshot:
+    def of_push(mirror: PushMirror, now: datetime | None = None) -> Snapshot:
+        stuck = push_is_stuck(
+            mirror.update_status,
+            mirror.last_update_started_at,
+            mirror.last_successful_update_at,
+            now or utcnow(),
+        )
         return Snapshot(
             push_key(mirror.id),
             mirror.url,
@@ -63,10 +77,13 @@ class Snapshot:
             mirror.last_error,
             mirror.last_update_at,
             mirror.last_successful_update_at,
+            STUCK.key if stuck else None,
+            mirror.auth_method,
         )
 
     @staticmethod
-    def of_pull(mirror: PullMirror) -> Snapshot:
+    def of_pull(mirror: PullMirror, now: datetime | None = None) -> Snapshot:
+        stopped = pull_is_stopped(mirror.update_status, mirror.last_update_at, now or utcnow())
         return Snapshot(
             PULL_KEY,
             mirror.url,
@@ -75,13 +92,17 @@ class Snapshot:
             mirror.last_error,
             mirror.last_update_at,
             mirror.last_successful_update_at,
+            STOPPED.key if stopped else None,
         )
 
 
-def snapshots(push: list[PushMirror], pull: PullMirror | None) -> list[Snapshot]:
-    found = [Snapshot.of_push(m) for m in push]
+def snapshots(
+    push: list[PushMirror], pull: PullMirror | None, now: datetime | None = None
+) -> list[Snapshot]:
+    now = now or utcnow()
+    found = [Snapshot.of_push(m, now) for m in push]
     if pull is not None:
-        found.append(Snapshot.of_pull(pull))
+        found.append(Snapshot.of_pull(pull, now))
     return found
 
 
@@ -194,6 +215,7 @@ async def _new_state(
         project_path=project_path,
         update_status="none",
         enabled=snap.enabled,
+        failed_checks=0,
     )
     session.add(state)
     await session.flush()  # the id keys its outbox messages
@@ -219,6 +241,8 @@ class _Context:
         row.last_update_at = snap.last_update_at
         row.last_successful_update_at = snap.last_successful_update_at
         row.observed_at = self.now
+        row.failed_checks = (row.failed_checks or 0) + 1 if snap.is_failing else 0
+        row.auth_method = snap.auth_method
         if row.alert_state == FAILING:
             if not snap.enabled:
                 await self.resolve(row, snap, "disabled")
@@ -229,7 +253,9 @@ class _Context:
         ):
             row.alert_state = FAILING
             row.episode += 1
-            row.failing_since = snap.last_update_at or self.now
+            # A stuck update has no end time yet: it is failing from when it was seen so.
+            stuck = snap.condition == STUCK.key
+            row.failing_since = self.now if stuck else (snap.last_update_at or self.now)
             row.success_at_failure = snap.last_successful_update_at
         if row.alert_state == FAILING:
             await self.keep_alerts_current(row, snap)
@@ -338,7 +364,7 @@ class _Context:
             "mirror_key": row.mirror_key,
             "url": snap.url if snap else row.url,
             "last_error": error,
-            "cause": classify(error).key,
+            "cause": snap.cause_key if snap else classify(error).key,
             "failing_since": _iso(row.failing_since),
             "last_successful_update_at": _iso(
                 snap.last_successful_update_at if snap else row.last_successful_update_at

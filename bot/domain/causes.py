@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,19 @@ INVALID_URL = Cause(
     "The mirror URL is blocked or invalid",
     "GitLab refuses this URL (local network, bad scheme or unresolvable host): re-create the "
     "mirror with a public http(s), ssh or git URL.",
+)
+STUCK = Cause(
+    "stuck",
+    "Stuck: the update has been running for too long",
+    "GitLab considers a push mirror update stuck after 1 h (3 h for a first sync), and a "
+    "sync while it shows `started` does nothing: disable and re-enable the mirror, or ask "
+    "a GitLab admin to look at its Sidekiq jobs.",
+)
+STOPPED = Cause(
+    "stopped",
+    "Stopped: GitLab gave up retrying after repeated failures",
+    "Start a pull to resume (Pull sync); if GitLab answers that mirroring is on pause, use "
+    "Update now in the project's mirroring settings or save its pull configuration again.",
 )
 UNKNOWN = Cause(
     "unknown",
@@ -113,3 +127,53 @@ def classify(last_error: str | None) -> Cause:
         if pattern.search(last_error):
             return cause
     return UNKNOWN
+
+
+_CAUSES = {
+    cause.key: cause
+    for cause in (
+        AUTHENTICATION,
+        HOST_KEY,
+        DIVERGED,
+        PROTECTED,
+        NOT_FOUND,
+        NETWORK,
+        INVALID_URL,
+        STUCK,
+        STOPPED,
+    )
+}
+
+
+def cause_named(key: str | None) -> Cause | None:
+    """The cause an alert payload names (payloads outlive this process)."""
+    return _CAUSES.get(key or "")
+
+
+# GitLab's own limits (app/models/remote_mirror.rb): past these a `started` update is stuck.
+PUSH_STUCK_AFTER = timedelta(hours=1)
+FIRST_PUSH_STUCK_AFTER = timedelta(hours=3)
+# A failing pull mirror is retried with a back-off capped at `mirror_max_delay` (5 h by
+# default); after 14 failures GitLab stops scheduling it. The pull API does not say so,
+# so a failure with no attempt for longer than the cap means GitLab stopped retrying.
+PULL_STOPPED_AFTER = timedelta(hours=6)
+
+
+def push_is_stuck(
+    update_status: str,
+    started_at: datetime | None,
+    last_success: datetime | None,
+    now: datetime,
+) -> bool:
+    if update_status != "started" or started_at is None:
+        return False
+    limit = PUSH_STUCK_AFTER if last_success is not None else FIRST_PUSH_STUCK_AFTER
+    return now - started_at > limit
+
+
+def pull_is_stopped(update_status: str, last_attempt: datetime | None, now: datetime) -> bool:
+    return (
+        update_status == "failed"
+        and last_attempt is not None
+        and now - last_attempt > PULL_STOPPED_AFTER
+    )

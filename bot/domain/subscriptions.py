@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -49,6 +50,7 @@ class SubscriptionInfo:
     channel_name: str | None = None
     broken_at: datetime | None = None  # Slack refused its posts for good (see broken_reason)
     broken_reason: str | None = None
+    group_subscription_id: int | None = None  # added by a group subscription
 
     @staticmethod
     def of(row: Subscription) -> SubscriptionInfo:
@@ -60,6 +62,7 @@ class SubscriptionInfo:
             row.channel_name,
             row.broken_at,
             row.broken_reason,
+            row.group_subscription_id,
         )
 
 
@@ -85,10 +88,25 @@ class MirrorObservation:
     last_error: str | None
     last_successful_update_at: datetime | None
     observed_at: datetime
+    alert_state: str = "ok"
+    failing_since: datetime | None = None
+    failed_checks: int = 0  # checks in a row that saw it failing
+    auth_method: str | None = None
+    last_update_at: datetime | None = None
 
     @property
     def is_failing(self) -> bool:
-        return self.enabled and self.update_status == "failed"
+        # "failing" also covers what only the timestamps tell (a stuck update).
+        return self.enabled and (self.update_status == "failed" or self.alert_state == "failing")
+
+    @property
+    def direction(self) -> str:
+        return "pull" if self.mirror_key == PULL_KEY else "push"
+
+    @property
+    def host(self) -> str:
+        """The target's host name: never the userinfo, even of an unscrubbed URL."""
+        return urlsplit(self.url or "").hostname or ""
 
     @property
     def mirror_id(self) -> int | None:
@@ -106,6 +124,11 @@ class MirrorObservation:
             row.last_error,
             row.last_successful_update_at,
             row.observed_at,
+            row.alert_state,
+            row.failing_since,
+            row.failed_checks or 0,
+            row.auth_method,
+            row.last_update_at,
         )
 
 
@@ -156,6 +179,7 @@ class Subscriptions:
             else:
                 existing.project_path = project.path_with_namespace
                 existing.channel_name = channel_name or existing.channel_name
+                existing.group_subscription_id = None  # watched directly: outlives the group
                 if existing.broken_at is not None:  # watched again into a working channel
                     existing.broken_at = existing.broken_reason = None
                     existing.created_by = user_id  # who to tell if it breaks again
@@ -331,6 +355,16 @@ class Subscriptions:
             rows = (
                 await session.scalars(
                     select(MirrorState).where(MirrorState.project_id.in_(project_ids))
+                )
+            ).all()
+        return [MirrorObservation.of(row) for row in rows]
+
+    async def every_observation(self) -> list[MirrorObservation]:
+        """Every mirror the monitor has seen, for /metrics: one query, no GitLab call."""
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(MirrorState).order_by(MirrorState.project_path, MirrorState.mirror_key)
                 )
             ).all()
         return [MirrorObservation.of(row) for row in rows]

@@ -25,6 +25,7 @@ from bot.gitlab.budget import RequestBudget
 from bot.gitlab.http import Answer, Dropped, GitLabHTTP, Refused, TimedOut
 from bot.gitlab.models import (
     GitLabUser,
+    Group,
     PersonalAccessToken,
     Project,
     PublicKey,
@@ -34,13 +35,14 @@ from bot.gitlab.models import (
     PushMirrorCreate,
     PushMirrorUpdate,
 )
-from bot.gitlab.refs import ProjectRef
+from bot.gitlab.refs import GroupRef, ProjectRef
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 PER_PAGE = 100
 MAX_PAGES = 50
+GROUP_MAX_PAGES = 500  # 50,000 projects
 
 
 def create_http_client(
@@ -74,6 +76,7 @@ class Route(Enum):
     PUSH_MIRROR = "push_mirror"
     PUBLIC_KEY = "public_key"
     PULL_MIRROR = "pull_mirror"
+    GROUP = "group"
     OTHER = "other"
 
 
@@ -87,6 +90,7 @@ class _Call:
     mirror_id: int | None = None
     params: dict[str, Any] | None = None
     json: dict[str, Any] | None = None
+    group: GroupRef | None = None
 
 
 class Credentials(Protocol):
@@ -228,6 +232,33 @@ class GitLabClient:
         )
         return _parsed(Project, await self._json(call))
 
+    # --- groups: /groups/:id ------------------------------------------------------------
+
+    async def get_group(self, group: GroupRef) -> Group:
+        call = _Call(
+            "GET", f"/groups/{group.api_id}", Route.GROUP, safe_to_repeat=True, group=group
+        )
+        return _parsed(Group, await self._json(call))
+
+    async def list_group_projects(
+        self, group: GroupRef, *, min_access_level: int | None = None
+    ) -> list[Project]:
+        """Every project of the group and its subgroups the token can see (`min_access_level`:
+        only those where it has that role). 100 a page; a 5,000-project group is 50 pages."""
+        params: dict[str, Any] = {"include_subgroups": "true", "order_by": "id", "sort": "asc"}
+        if min_access_level:
+            params["min_access_level"] = min_access_level
+        call = _Call(
+            "GET",
+            f"/groups/{group.api_id}/projects",
+            Route.GROUP,
+            safe_to_repeat=True,
+            params=params,
+            group=group,
+        )
+        items = await self._get_all_pages(call, max_pages=GROUP_MAX_PAGES)
+        return [_parsed(Project, item) for item in items]
+
     # --- plumbing ---------------------------------------------------------------------
 
     def _mirror_call(
@@ -263,18 +294,19 @@ class GitLabClient:
     async def _json(self, call: _Call) -> Any:
         return _decoded(await self._send(call))
 
-    async def _get_all_pages(self, call: _Call) -> list[Any]:
+    async def _get_all_pages(self, call: _Call, max_pages: int = MAX_PAGES) -> list[Any]:
         items: list[Any] = []
         page: str | None = "1"
         pages = 0
-        while page and pages < MAX_PAGES:
+        while page and pages < max_pages:
             paged = _Call(
                 call.method,
                 call.path,
                 call.route,
                 call.safe_to_repeat,
                 call.project,
-                params={"per_page": PER_PAGE, "page": page},
+                params={**(call.params or {}), "per_page": PER_PAGE, "page": page},
+                group=call.group,
             )
             response = await self._send(paged)
             batch = _decoded(response)
@@ -339,6 +371,8 @@ class GitLabClient:
                 return errors.MirroringPaused(project)
             return errors.InsufficientRole(project)
         if status == 404:
+            if call.route is Route.GROUP and call.group is not None:
+                return errors.GroupNotFound(str(call.group))
             if "Project" in message or call.project is None:
                 if call.project is None:
                     return errors.GitLabError(

@@ -61,6 +61,13 @@ class ProjectNotFound(GitLabError):
         super().__init__(f"project {project} was not found, or your token cannot see it")
 
 
+class GroupNotFound(GitLabError):
+    status = 404
+
+    def __init__(self, group: str) -> None:
+        super().__init__(f"group {group} was not found, or your token cannot see it")
+
+
 class MirrorNotFound(GitLabError):
     status = 404
 

@@ -131,6 +131,7 @@ class Project(_GitLabModel):
     web_url: str | None = None
     visibility: str | None = None
     permissions: ProjectPermissions | None = None
+    mirror: bool | None = None  # group listings on Premium: True when it has a pull mirror
 
     @property
     def access_level(self) -> int:
@@ -143,6 +144,13 @@ class Project(_GitLabModel):
             if access is not None
         ]
         return max(levels, default=0)
+
+
+class Group(_GitLabModel):
+    id: int
+    full_path: str
+    name: str | None = None
+    web_url: str | None = None
 
 
 # GitLab access levels.

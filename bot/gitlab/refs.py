@@ -120,3 +120,42 @@ def _clean_path(original: str, path: str) -> str:
         if not _SEGMENT.match(segment):
             raise ProjectRefError(original, f"`{segment[:40]}` is not a valid path segment")
     return "/".join(segments)
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """A group as GitLab's `/groups/:id` accepts it: a numeric id or its full path."""
+
+    value: str
+
+    @property
+    def api_id(self) -> str:
+        return quote(self.value, safe="")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_group_ref(text: str, gitlab_url: str | None = None) -> GroupRef:
+    """`platform/`, `platform/tools`, `42`, or the group's URL (`…/groups/platform`)."""
+    raw = _unwrap_slack_link(text.strip())
+    if len(raw) > MAX_REF_LENGTH:
+        raise ProjectRefError(text, "it is too long")
+    if "://" in raw:
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https"):
+            raise ProjectRefError(text, "only http(s) group URLs are understood")
+        _check_host(text, parts.hostname or "", gitlab_url)
+        raw = unquote(parts.path).split("/-/", 1)[0]
+        if gitlab_url:
+            root = urlsplit(gitlab_url).path.rstrip("/")
+            if root and raw.startswith(root + "/"):
+                raw = raw[len(root) :]
+        raw = raw.strip("/").removeprefix("groups/")
+    raw = raw.strip("/")
+    if raw.isdigit() and int(raw) > 0:
+        return GroupRef(raw)
+    segments = raw.split("/")
+    if not raw or not all(_SEGMENT.match(segment) for segment in segments):
+        raise ProjectRefError(text, "use a group's full path like `platform/` or its URL")
+    return GroupRef(raw)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from bot.simulator.validation import coerce_bool, regex_error, url_blocked_reason
 from bot.simulator.world import (
     ApiError,
+    SimGroup,
     SimProject,
     SimPullMirror,
     SimPushMirror,
@@ -55,6 +56,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/user", "current_user"),
         ("GET", r"/personal_access_tokens/self", "current_token"),
         ("GET", r"/projects/(?P<id>[^/]+)", "get_project"),
+        ("GET", r"/groups/(?P<id>[^/]+)", "get_group"),
+        ("GET", r"/groups/(?P<id>[^/]+)/projects", "list_group_projects"),
         ("GET", r"/projects/(?P<id>[^/]+)/remote_mirrors", "list_push_mirrors"),
         ("POST", r"/projects/(?P<id>[^/]+)/remote_mirrors", "create_push_mirror"),
         ("GET", r"/projects/(?P<id>[^/]+)/remote_mirrors/(?P<mid>[^/]+)", "get_push_mirror"),
@@ -163,6 +166,58 @@ def _get_project(
     )
 
 
+# --- groups ----------------------------------------------------------------------------------
+
+
+def _group_entity(world: World, group: SimGroup) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.path.rsplit("/", 1)[-1],
+        "path": group.path.rsplit("/", 1)[-1],
+        "full_path": group.path,
+        "full_name": group.path.replace("/", " / "),
+        "visibility": group.visibility,
+        "web_url": f"{world.web_url}/groups/{group.path}",
+    }
+
+
+def _get_group(
+    world: World, request: Request, user: SimUser, token: SimToken, args: dict[str, str]
+) -> Response:
+    return Response(200, _group_entity(world, world.find_group(unquote(args["id"]), user)))
+
+
+def _list_group_projects(
+    world: World, request: Request, user: SimUser, token: SimToken, args: dict[str, str]
+) -> Response:
+    """GitLab's group project listing: only projects the caller can see, `min_access_level`
+    narrowing it to a role; `mirror` is true for projects with a pull mirror (Premium)."""
+    group = world.find_group(unquote(args["id"]), user)
+    include = coerce_bool(request.query.get("include_subgroups", "false"))
+    minimum = _int(request.query.get("min_access_level"), 0)
+    projects = [
+        p
+        for p in world.group_projects(group, include_subgroups=bool(include))
+        if world.can_read(user, p) and (not minimum or world.access_level(user, p) >= minimum)
+    ]
+    simple = coerce_bool(request.query.get("simple", "false"))
+    entities = []
+    for project in projects:
+        name = project.path.rsplit("/", 1)[-1]
+        entity: dict[str, Any] = {
+            "id": project.id,
+            "name": name,
+            "path": name,
+            "path_with_namespace": project.path,
+            "web_url": f"{world.web_url}/{project.path}",
+        }
+        if not simple:
+            entity["visibility"] = project.visibility
+            entity["mirror"] = project.pull_mirror is not None
+        entities.append(entity)
+    return _paginated(request, entities)
+
+
 # --- push mirrors ----------------------------------------------------------------------------
 
 
@@ -186,6 +241,12 @@ def _list_push_mirrors(
 ) -> Response:
     project = _maintained_project(world, user, args)
     mirrors = [world.push_mirror_entity(m) for m in project.push_mirrors.values()]
+    return _paginated(request, mirrors)
+
+
+def _paginated(request: Request, items: list[Any]) -> Response:
+    """One page of `items` with GitLab's offset-pagination headers."""
+    mirrors = items
     page = max(1, _int(request.query.get("page"), 1))
     per_page = min(100, max(1, _int(request.query.get("per_page"), 20)))
     total_pages = max(1, -(-len(mirrors) // per_page))
@@ -204,8 +265,11 @@ def _list_push_mirrors(
     if page > 1:
         links["prev"] = page - 1
     target = f"{request.base_url}{request.path}"
+    others = "".join(
+        f"&{k}={quote(v)}" for k, v in request.query.items() if k not in ("page", "per_page")
+    )
     headers["Link"] = ", ".join(
-        f'<{target}?page={number}&per_page={per_page}>; rel="{rel}"'
+        f'<{target}?page={number}&per_page={per_page}{others}>; rel="{rel}"'
         for rel, number in links.items()
     )
     return Response(200, mirrors[(page - 1) * per_page : page * per_page], headers)
@@ -476,6 +540,8 @@ _HANDLERS = {
     "current_user": _current_user,
     "current_token": _current_token,
     "get_project": _get_project,
+    "get_group": _get_group,
+    "list_group_projects": _list_group_projects,
     "list_push_mirrors": _list_push_mirrors,
     "create_push_mirror": _create_push_mirror,
     "get_push_mirror": _get_push_mirror,

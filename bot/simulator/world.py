@@ -194,6 +194,16 @@ class OAuthState:
         raise KeyError(user_code)
 
 
+@dataclass
+class SimGroup:
+    """A group or subgroup; its projects and subgroups are those under its full path."""
+
+    id: int
+    path: str  # full path: "platform/tools"
+    visibility: str = "private"
+    members: dict[int, int] = field(default_factory=dict)  # user id -> access level
+
+
 def iso(moment: datetime | None) -> str | None:
     """GitLab's timestamp format: 2020-01-06T17:32:02.823Z."""
     if moment is None:
@@ -246,7 +256,15 @@ class World:
         # Only mirrors with a phase under way are advanced: a request costs O(active), not
         # O(every mirror of every project).
         self._active: dict[int, SimPushMirror | SimPullMirror] = {}
-        self._next_id = {"user": 1, "project": 1, "mirror": 1, "token": 1, "import": 1}
+        self.groups: dict[int, SimGroup] = {}
+        self._next_id = {
+            "user": 1,
+            "project": 1,
+            "mirror": 1,
+            "token": 1,
+            "import": 1,
+            "group": 1,
+        }
 
     def _id(self, kind: str) -> int:
         value = self._next_id[kind]
@@ -319,6 +337,59 @@ class World:
             self._by_path[path] = project
             return project
 
+    def add_group(
+        self, path: str, members: dict[SimUser, int] | None = None, *, visibility: str = "private"
+    ) -> SimGroup:
+        """A group (or, with a `/` in its path, a subgroup of the group above it).
+        Members of a group have their access level on all its projects and subgroups."""
+        with self.lock:
+            group = SimGroup(
+                self._id("group"),
+                path,
+                visibility,
+                {user.id: level for user, level in (members or {}).items()},
+            )
+            self.groups[group.id] = group
+            return group
+
+    def find_group(self, ref: str, user: SimUser) -> SimGroup:
+        group = None
+        if ref.isdigit():
+            group = self.groups.get(int(ref))
+        else:
+            group = next((g for g in self.groups.values() if g.path == ref), None)
+        if group is None or not self.can_read_group(user, group):
+            raise not_found("Group Not Found")
+        return group
+
+    def _ancestors(self, path: str) -> list[SimGroup]:
+        return [g for g in self.groups.values() if path.startswith(g.path + "/")]
+
+    def can_read_group(self, user: SimUser, group: SimGroup) -> bool:
+        if user.is_admin or group.visibility != "private":
+            return True
+        chain = [group, *self._ancestors(group.path)]
+        if any(user.id in g.members for g in chain):
+            return True
+        # A member of a project below can see the groups above it.
+        return any(
+            self.can_read(user, p)
+            for p in self.projects.values()
+            if p.path.startswith(group.path + "/")
+        )
+
+    def group_projects(self, group: SimGroup, *, include_subgroups: bool) -> list[SimProject]:
+        prefix = group.path + "/"
+        return sorted(
+            (
+                p
+                for p in self.projects.values()
+                if p.path.startswith(prefix)
+                and (include_subgroups or "/" not in p.path[len(prefix) :])
+            ),
+            key=lambda p: p.id,
+        )
+
     def rename_project(self, project: SimProject, new_path: str) -> None:
         """Move the project to a new path (a rename or a transfer); its id stays."""
         with self.lock:
@@ -359,6 +430,25 @@ class World:
             mirror.last_error = error
             mirror.last_update_at = now
             mirror.last_update_started_at = now
+            mirror.phase_ends_at = None
+
+    def stick(self, mirror: SimPushMirror, started_at: datetime) -> None:
+        """Leave a push mirror `started` since `started_at`, as a lost Sidekiq job does."""
+        with self.lock:
+            self._active.pop(id(mirror), None)
+            mirror.update_status = "started"
+            mirror.last_update_started_at = started_at
+            mirror.phase_ends_at = mirror.pending_start_at = None
+
+    def pause_pull(self, mirror: SimPullMirror, error: str, last_attempt: datetime) -> None:
+        """Hard-fail a pull mirror: past PULL_MAX_RETRY failures GitLab stops scheduling it."""
+        with self.lock:
+            self._active.pop(id(mirror), None)
+            mirror.outcome = Outcome(error)
+            mirror.update_status = "failed"
+            mirror.last_error = error
+            mirror.last_update_at = mirror.last_update_started_at = last_attempt
+            mirror.retry_count = PULL_MAX_RETRY + 1
             mirror.phase_ends_at = None
 
     def succeed_at(self, mirror: SimPushMirror | SimPullMirror, moment: datetime) -> None:
@@ -428,9 +518,9 @@ class World:
             raise not_found("Project Not Found")
         return project
 
-    @staticmethod
-    def access_level(user: SimUser, project: SimProject) -> int:
-        return project.members.get(user.id, 0)
+    def access_level(self, user: SimUser, project: SimProject) -> int:
+        inherited = [g.members.get(user.id, 0) for g in self._ancestors(project.path)]
+        return max([project.members.get(user.id, 0), *inherited])
 
     def can_read(self, user: SimUser, project: SimProject) -> bool:
         return (

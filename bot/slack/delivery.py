@@ -12,14 +12,22 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands.results import ApprovalNeeded, ChangeMade, Muted, Reply, SyncStarted
+from bot.commands.results import (
+    ApprovalNeeded,
+    ChangeMade,
+    InventoryReport,
+    Muted,
+    Reply,
+    SyncStarted,
+)
+from bot.domain.inventory import inventory_csv
 from bot.domain.mirrors import follow_push_mirror
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import PushMirror
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
-from bot.slack.blocks import replies
+from bot.slack.blocks import fleet, replies
 from bot.slack.blocks.text import SlackMessage, context
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,8 @@ async def deliver(
         await tell_user(
             message, client=client, respond=respond, channel_id=channel_id, user_id=user_id
         )
+        if isinstance(reply, InventoryReport) and reply.inventory.rows:
+            await send_inventory_file(reply, client=client, user_id=user_id)
         return
     ts = await post_in_channel(message, client=client, channel_id=channel_id)
     if ts is None:
@@ -106,6 +116,28 @@ async def tell_user(
     except SlackApiError:
         # Not in that channel: a direct message from the app still reaches the person.
         await client.chat_postMessage(channel=user_id, **message.as_kwargs())
+
+
+async def send_inventory_file(
+    reply: InventoryReport, *, client: AsyncWebClient, user_id: str
+) -> None:
+    """The full list as a CSV file, in the caller's direct messages with the app: the
+    inventory lists what the caller's token can read, which the channel may not."""
+    try:
+        opened = await client.conversations_open(users=user_id)
+        await client.files_upload_v2(
+            channel=str(opened["channel"]["id"]),
+            filename=fleet.inventory_filename(reply),
+            title=f"Mirrors of {reply.inventory.group_path}/",
+            content=inventory_csv(reply.inventory),
+            initial_comment=fleet.inventory_summary(reply).text,
+        )
+    except SlackApiError as exc:
+        log.warning("could not upload the inventory: %s", exc.response.get("error"))
+        await client.chat_postMessage(
+            channel=user_id,
+            text="I could not upload the inventory file; try `/mirror inventory` again later.",
+        )
 
 
 async def post_in_channel(

@@ -133,6 +133,39 @@ class Subscription(Base):
     # `watch` into a working channel clears it.
     broken_at: Mapped[datetime | None]
     broken_reason: Mapped[str | None] = mapped_column(String(64))  # Slack's error code
+    # The group subscription that added this project; None for a direct `watch P`.
+    group_subscription_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class GroupSubscription(Base):
+    """A channel watching every project of a GitLab group and its subgroups, now and later."""
+
+    __tablename__ = "group_subscriptions"
+    __table_args__ = (UniqueConstraint("channel_id", "group_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slack_team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    group_id: Mapped[int] = mapped_column(BigInteger)
+    group_path: Mapped[str] = mapped_column(String(1024))
+    created_by: Mapped[str] = mapped_column(String(32))  # whose token discovery reads with
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    discovered_at: Mapped[datetime | None]
+
+
+class Digest(Base):
+    """A channel's daily health digest: when, in which time zone, and the last day sent."""
+
+    __tablename__ = "digests"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slack_team_id: Mapped[str] = mapped_column(String(32))
+    at_time: Mapped[str] = mapped_column(String(5))  # HH:MM
+    timezone: Mapped[str] = mapped_column(String(64))
+    always: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sent_on: Mapped[date | None]
 
 
 class Mute(Base):
@@ -222,6 +255,8 @@ class MirrorState(Base):
     # last_successful_update_at when the episode began: only a newer success re-arms.
     success_at_failure: Mapped[datetime | None]
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    failed_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in a row
+    auth_method: Mapped[str | None] = mapped_column(String(32))  # push mirrors only
 
 
 class AlertMessage(Base):

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import csv
 import io
 import subprocess
 import sys
@@ -365,3 +366,25 @@ def test_demo_login_shows_the_code_and_link_and_is_approved_as_the_console_user(
     code = result.stdout.split("shows the code `", 1)[1].split("`", 1)[0]
     assert f"/oauth/device?user_code={code}" in result.stdout
     assert "Linked as @grace through GitLab OAuth" in result.stdout
+
+
+def test_inventory_prints_the_summary_and_an_aligned_table():
+    result = console("-c", "inventory demo")
+    assert result.returncode == 0, result.stderr
+    assert "Inventory of demo/" in result.stdout
+    lines = result.stdout.splitlines()
+    [header] = [line for line in lines if line.startswith("project ")]
+    rows = [line for line in lines if line.startswith("demo/")]
+    assert rows and all(
+        row.index(" push ") == header.index(" dir ") for row in rows if " push " in row
+    )
+    assert "hunter2" not in result.stdout
+
+
+def test_inventory_csv_prints_the_file_alone():
+    result = console("-c", "inventory demo --csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("project,direction,mirror,host,path,url,status")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows and all(row["project"].startswith("demo/") for row in rows)
+    assert "hunter2" not in result.stdout and "Inventory of" not in result.stdout

@@ -1,9 +1,10 @@
 """A Slack Web API stand-in on 127.0.0.1 that records every call and response_url post.
 
 Answers like Slack does for the methods the bot uses (auth.test, chat.*, views.*,
-conversations.*), and can be told to rate-limit (429 + Retry-After), fail with an API
-error, be down (503), be slow, or drop the connection without an answer. Every `ts` it hands
-out is distinct.
+conversations.*, and the upload of files.uploadV2: files.getUploadURLExternal, a POST of the
+bytes to the URL it gives, files.completeUploadExternal), and can be told to rate-limit
+(429 + Retry-After), fail with an API error, be down (503), be slow, or drop the connection
+without an answer. Every `ts` it hands out is distinct.
 
 Channels: a channel id nobody set up is a public channel every user of the workspace
 (WORKSPACE_USERS) and the bot are in; `add_channel` makes one with chosen members, and
@@ -103,6 +104,7 @@ class SlackStandIn:
     channels: dict[str, FakeChannel] = field(default_factory=dict)
     app_token: str = "xapp-test-app-token"
     socket_url: str | None = None  # what apps.connections.open hands out
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> uploaded bytes
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -278,8 +280,29 @@ class SlackStandIn:
             error = self._post_error(str(body.get("channel")))
             if error:
                 return {"ok": False, "error": error}
+        if method == "conversations.open":
+            users = str(body.get("users") or "")
+            if not users or "," in users:
+                return {"ok": False, "error": "invalid_users"}
+            return {"ok": True, "channel": {"id": f"D{users}"}}
         if method.startswith("conversations."):
             return self._conversations(method, body)
+        if method == "files.getUploadURLExternal":
+            if not body.get("filename") or not str(body.get("length") or "").isdigit():
+                return {"ok": False, "error": "invalid_arguments"}
+            file_id = f"F{next(self._ts):08d}"
+            return {
+                "ok": True,
+                "file_id": file_id,
+                "upload_url": f"{self.base_url}/upload/v1/{file_id}",
+            }
+        if method == "files.completeUploadExternal":
+            files = json.loads(str(body.get("files") or "[]"))
+            with self._lock:
+                missing = [f["id"] for f in files if f.get("id") not in self.uploads]
+            if not files or missing:
+                return {"ok": False, "error": "file_not_found"}
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         if method == "auth.test":
             return {
                 "ok": True,
@@ -374,6 +397,13 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         parts = urlsplit(self.path)
         path = parts.path
+        if path.startswith("/upload/v1/"):  # files.getUploadURLExternal's upload URL
+            file_id = path.rsplit("/", 1)[-1]
+            with stand_in._lock:
+                stand_in.uploads[file_id] = raw
+            stand_in._record(SlackCall("file_upload", {"file_id": file_id}, path, None, 200))
+            self._reply(200, f"OK - {len(raw)}")
+            return
         body = {
             **dict(parse_qsl(parts.query)),
             **_parse(raw, self.headers.get("Content-Type") or ""),

@@ -55,3 +55,33 @@ def test_a_button_in_the_home_tab_acts_and_refreshes_the_tab(linked: Harness):
     assert response.status_code == 200
     linked.wait(lambda: mirror.enabled)
     linked.wait(lambda: len(linked.posts("views.publish")) > published)
+
+
+def test_home_shows_the_fleet_of_each_channel_failing_first_with_counts(linked: Harness):
+    world = linked.sample.world
+    world.add_group("platform", {linked.sample.alice: 40})
+    tool = world.add_project("platform/tool")
+    broken = world.add_push_mirror(tool, "https://a:b@github.example.org/tool.git", enabled=True)
+    world.fail_now(broken, "fatal: Authentication failed")
+    linked.slack.memberships["UALICE"] = ["CQUIET", "CFLEET"]
+    linked.command("watch group/app", channel="CQUIET")
+    linked.wait_response("now gets alerts")
+    linked.command("watch platform/", channel="CFLEET")
+    linked.wait_response("group platform/")
+    for channel in ("CQUIET", "CFLEET"):
+        linked.command("status --refresh", channel=channel)
+    linked.wait(lambda: linked.observation(tool.id, f"push:{broken.id}"))
+    linked.wait(
+        lambda: linked.observation(linked.sample.app.id, f"push:{linked.sample.ssh_mirror.id}")
+    )
+    view = open_home(linked)
+    [fleet] = [b for b in view["blocks"] if "*By channel*" in json.dumps(b)]
+    lines = fleet["text"]["text"].splitlines()[1:]
+    assert "CFLEET" in lines[0] and "*1 failing*" in lines[0] and "groups platform/" in lines[0]
+    assert (
+        "CQUIET" in lines[1] and "*0 failing*" in lines[1] and "2 mirrors in 1 projects" in lines[1]
+    )
+    assert (
+        "3 mirrors of 2 projects your channels watch, 1 failing, 0 stale, 0 disabled"
+        in json.dumps(view)
+    )

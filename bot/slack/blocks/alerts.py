@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.commands.actions import AlertActions, MirrorActions, MirrorRef
-from bot.domain.causes import UNKNOWN, Cause, classify
+from bot.domain.causes import STOPPED, UNKNOWN, Cause, cause_named, classify
 from bot.domain.outbox import MessageKind
 from bot.domain.subscriptions import PULL_KEY
 from bot.slack.blocks.notices import render_notice
@@ -73,7 +73,7 @@ def alert(payload: dict[str, Any]) -> SlackMessage:
                 ),
             ],
         )
-    cause: Cause = classify(payload.get("last_error"))
+    cause: Cause = cause_named(payload.get("cause")) or classify(payload.get("last_error"))
     error = escape(shorten(payload.get("last_error") or "no error text from GitLab", 1500))
     lines = [
         f":rotating_light: *Mirror failing* — {name} of *{project}*",
@@ -95,8 +95,11 @@ def alert_buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
     mirror_id = _mirror_id(payload)
     value = MirrorRef(project_id=payload["project_id"], mirror_id=mirror_id).dump()
     if mirror_id is None:
+        stopped = payload.get("cause") == STOPPED.key  # only a started pull resumes it
         return [
-            button("Retry sync", MirrorActions.PULL_SYNC, value, "primary"),
+            button(
+                "Pull sync" if stopped else "Retry sync", MirrorActions.PULL_SYNC, value, "primary"
+            ),
             button("Mute 24 h", AlertActions.MUTE, value),
         ]
     return [

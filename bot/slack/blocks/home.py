@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.commands.actions import MirrorActions, MirrorRef
 from bot.domain.accounts import AccountLink
+from bot.domain.fleet import ChannelHealth
 from bot.domain.subscriptions import MirrorObservation, SubscriptionInfo
 from bot.slack.blocks.mirrors import observation_line
 from bot.slack.blocks.notices import channel_refusal, channel_shown
@@ -19,7 +20,7 @@ from bot.slack.blocks.text import (
 )
 
 MAX_VIEW_BLOCKS = 100
-HEADER_BLOCKS = 6
+HEADER_BLOCKS = 7
 
 
 def home_view(
@@ -27,6 +28,7 @@ def home_view(
     observations: list[MirrorObservation],
     watched_projects: int,
     broken: list[SubscriptionInfo] | None = None,
+    channels: list[ChannelHealth] | None = None,
 ) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Mirrorbot"}}
@@ -60,13 +62,17 @@ def home_view(
         )
     rows = sorted(observations, key=lambda o: (not o.is_failing, o.project_path, o.mirror_key))
     failing = sum(1 for o in rows if o.is_failing)
+    stale = sum(c.stale for c in channels or [])
+    disabled = sum(1 for o in rows if not o.enabled)
     blocks.append(
         section(
             f"*Mirror health* — {len(rows)} mirrors of {watched_projects} "
             f"project{'s' if watched_projects != 1 else ''} your channels "
-            f"watch, {failing} failing"
+            f"watch, {failing} failing, {stale} stale, {disabled} disabled"
         )
     )
+    if channels:
+        blocks.append(section(_fleet_lines(channels)))
     if not rows:
         blocks.append(
             context(
@@ -86,6 +92,25 @@ def home_view(
     if len(rows) > room:
         blocks.append(context(f"{len(rows) - room} more mirrors: `/mirror status` lists them all"))
     return {"type": "home", "blocks": blocks}
+
+
+MAX_CHANNEL_LINES = 15
+
+
+def _fleet_lines(channels: list[ChannelHealth]) -> str:
+    """Each channel of the person's, the one with the most failing mirrors first."""
+    lines = []
+    for c in channels[:MAX_CHANNEL_LINES]:
+        mark = ":red_circle:" if c.failing else ":large_green_circle:"
+        groups = f" · groups {', '.join(escape(g) + '/' for g in c.groups)}" if c.groups else ""
+        lines.append(
+            f"{mark} {channel_shown(c.channel_id, c.channel_name)} — *{c.failing} failing*, "
+            f"{c.stale} stale, {c.disabled} disabled of {c.mirrors} mirrors in "
+            f"{c.projects} projects{groups}"
+        )
+    if len(channels) > MAX_CHANNEL_LINES:
+        lines.append(f"…and {len(channels) - MAX_CHANNEL_LINES} more channels")
+    return "*By channel*\n" + "\n".join(lines)
 
 
 def observation_buttons(o: MirrorObservation) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.slack.blocks import fleet
 from bot.slack.blocks.text import SlackMessage, context, escape, section
 
 # Slack's refusals as a person would say them.
@@ -34,6 +35,8 @@ def render_notice(payload: dict[str, Any]) -> SlackMessage:
         return channel_broken(payload)
     if notice == "project_lost":
         return project_lost(payload)
+    if notice == "digest":
+        return fleet.digest(payload)
     return project_readable(payload)
 
 

@@ -15,6 +15,7 @@ from bot.commands.results import (
     DeviceLoginStarted,
     Help,
     Info,
+    InventoryReport,
     LinkedUsers,
     MirrorDetails,
     MirrorList,
@@ -32,6 +33,7 @@ from bot.domain.approvals import Approval, Status
 from bot.domain.changes import AttributeChange
 from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import SubscriptionInfo
+from bot.slack.blocks import fleet as fleet_blocks
 from bot.slack.blocks import login as login_blocks
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.notices import channel_refusal
@@ -62,6 +64,12 @@ HELP_EXAMPLES = [
     ("/mirror watch group/project [#channel]", "alerts when its mirrors fail"),
     ("/mirror unwatch group/project · watching · unmute P 12", "subscriptions and mutes"),
     ("/mirror status [--refresh]", "health of every watched mirror, failing first"),
+    (
+        "/mirror watch group/ [#channel]",
+        "every project of a group and its subgroups, now and later",
+    ),
+    ("/mirror inventory group [--csv]", "every mirror of a group: summary, then a CSV file"),
+    ("/mirror digest 09:00 [Europe/Berlin] [always] · digest off", "a daily digest here"),
     ("/mirror approvals", "requests waiting for a second person"),
     ("/mirror login · logout · whoami", "link your GitLab account (your own token)"),
 ]
@@ -336,14 +344,24 @@ def muted(reply: Muted) -> SlackMessage:
 
 
 def watching(reply: Watching) -> SlackMessage:
-    if not reply.subscriptions and not reply.mutes:
+    if not reply.subscriptions and not reply.mutes and not reply.groups:
         return SlackMessage(
             "this channel watches nothing",
             [section("This channel watches no project. Start with `/mirror watch group/project`.")],
         )
     blocks: list[dict[str, Any]] = []
-    if reply.subscriptions:
-        lines = "\n".join(_subscription_line(s) for s in reply.subscriptions[:100])
+    if reply.groups:
+        lines = "\n".join(
+            f"• group *{escape(g.group_path)}/* — {g.project_count} projects (by <@{g.created_by}>)"
+            for g in reply.groups[:50]
+        )
+        blocks.append(section(f"*Groups this channel watches*\n{lines}"))
+    # A group's projects are counted above; broken ones are still listed, to be fixed.
+    direct = [
+        s for s in reply.subscriptions if s.group_subscription_id is None or s.broken_at is not None
+    ]
+    if direct:
+        lines = "\n".join(_subscription_line(s) for s in direct[:100])
         blocks.append(section(f"*This channel watches*\n{lines}"))
     if reply.mutes:
         lines = "\n".join(
@@ -457,6 +475,7 @@ _RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
     ApprovalNeeded: approval_needed,
     Watching: watching,
     StatusReport: status_report,
+    InventoryReport: fleet_blocks.inventory_summary,
     PendingApprovals: pending_approvals,
     ApprovalDecided: approval_decided,
     Muted: muted,

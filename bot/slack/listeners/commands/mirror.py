@@ -49,6 +49,13 @@ async def answer_mirror_command(
         if parsed.name in MODAL_COMMANDS:
             await open_form(parsed, actor, command["trigger_id"], client, services)
             return
+        if parsed.name == "inventory" and parsed.group is not None:
+            # A big group takes many reads within the budget: say it is under way.
+            await respond(
+                text=f"Taking the inventory of {parsed.group}/ — every project you maintain "
+                "there is read; the summary follows, then the CSV file in our DM.",
+                response_type="ephemeral",
+            )
         reply = await run_command(parsed, actor, services)
         gitlab = None
         if isinstance(reply, SyncStarted):  # its progress is followed as the caller

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain import groups
 from bot.domain.accounts import SlackUser
+from bot.domain.fleet import channel_health
 from bot.services import Services
 from bot.slack.after_ack import later
 from bot.slack.blocks.home import home_view
+from bot.store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,16 @@ async def publish_home(user: SlackUser, client: AsyncWebClient, services: Servic
     project_ids = sorted({s.project_id for s in subscriptions})
     observations = await services.subscriptions.observations(project_ids)
     broken = await services.subscriptions.broken_for(user.user_id, channels)
+    health = channel_health(
+        subscriptions,
+        observations,
+        await groups.group_watches_of(services.sessions, channels),
+        stale_after=timedelta(days=services.settings.mirrorbot_stale_after),
+        now=utcnow(),
+    )
     await client.views_publish(
-        user_id=user.user_id, view=home_view(link, observations, len(project_ids), broken)
+        user_id=user.user_id,
+        view=home_view(link, observations, len(project_ids), broken, health),
     )
 
 
