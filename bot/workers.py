@@ -6,6 +6,7 @@
 - monitor: scan every watched project each MIRRORBOT_POLL_INTERVAL (leader only);
 - lease: keep the leader's lease renewed while it scans;
 - approvals: expire stale approval requests, resolve runs a crash interrupted;
+- rotations: resume rotations nobody drives (a restart), clean up day-old ones;
 - retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches).
 
 The leader is whichever replica holds the monitor's lease (`bot/store/leases.py`).
@@ -29,6 +30,7 @@ from bot.gitlab.client import GitLabClient
 from bot.services import Services
 from bot.slack.background import sweep_approvals_once
 from bot.slack.outbox_sender import send_due
+from bot.slack.rotations import resume_rotations
 from bot.store.leases import MONITOR_LEASE, Lease
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class WorkerTiming:
     inbox_every: float = 0.25  # small, steady passes: a big one pauses the intake
     checks_every: float = 2.0
     approvals_every: float = 15.0
+    rotations_every: float = 10.0
     retention_every: float = 3600.0
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
     outbox_retry: OutboxRetry = field(default_factory=OutboxRetry)
@@ -72,6 +75,7 @@ class Workers:
             ("outbox", self.deliver_outbox, self.timing.outbox_every),
             ("inbox", self.process_inbox, self.timing.inbox_every),
             ("approvals", self.expire_approvals, self.timing.approvals_every),
+            ("rotations", self.resume_rotations, self.timing.rotations_every),
             ("retention", self.prune, self.timing.retention_every),
         ]
         if self.service_gitlab() is not None:
@@ -185,6 +189,10 @@ class Workers:
 
     async def expire_approvals(self) -> int:
         await sweep_approvals_once(self.services, self.slack)
+        return 0
+
+    async def resume_rotations(self) -> int:
+        await resume_rotations(self.services, self.slack)
         return 0
 
     async def prune(self) -> int:

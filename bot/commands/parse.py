@@ -41,6 +41,7 @@ USAGE = {
     "unmute": "/mirror unmute PROJECT MIRROR_ID|pull",
     "status": "/mirror status [--refresh]",
     "approvals": "/mirror approvals",
+    "rotate": "/mirror rotate PROJECT MIRROR_ID",
     "users": "/mirror users list | users unlink @user   (admins)",
 }
 
@@ -203,5 +204,6 @@ _GRAMMAR = {
     "unmute": _unmute,
     "status": _status,
     "approvals": _no_args,
+    "rotate": _project_and_mirror,
     "users": _no_args,
 }

@@ -9,6 +9,7 @@ from bot.domain.accounts import AccountLink
 from bot.domain.approvals import Approval
 from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
 from bot.domain.project_access import UncheckedProject
+from bot.domain.rotations import Rotation
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
 from bot.gitlab.models import Project, PullMirror, PushMirror
 
@@ -137,6 +138,13 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
+class RotationProgress:
+    """A rotation as it stands: posted in the channel, then kept current."""
+
+    rotation: Rotation
+
+
+@dataclass(frozen=True)
 class PendingApprovals:
     approvals: list[Approval]
 
@@ -164,4 +172,5 @@ Reply = (
     | StatusReport
     | PendingApprovals
     | LinkedUsers
+    | RotationProgress
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.commands.actions import AlertActions, MirrorActions, MirrorRef
-from bot.domain.causes import UNKNOWN, Cause, classify
+from bot.commands.actions import AlertActions, MirrorActions, MirrorRef, RotationActions
+from bot.domain.causes import AUTHENTICATION, HOST_KEY, UNKNOWN, Cause, classify
 from bot.domain.outbox import MessageKind
 from bot.domain.subscriptions import PULL_KEY
 from bot.slack.blocks.notices import render_notice
@@ -99,8 +99,19 @@ def alert_buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
             button("Retry sync", MirrorActions.PULL_SYNC, value, "primary"),
             button("Mute 24 h", AlertActions.MUTE, value),
         ]
+    buttons = [button("Retry sync", MirrorActions.SYNC, value, "primary")]
+    # The fix, one click away: both re-create the mirror (bot/domain/rotations.py).
+    cause = classify(payload.get("last_error"))
+    if cause is AUTHENTICATION:
+        buttons.insert(0, button("Rotate credentials", RotationActions.ROTATE, value, "primary"))
+        buttons[1] = button("Retry sync", MirrorActions.SYNC, value)
+    elif cause is HOST_KEY:
+        buttons.insert(
+            0, button("Re-create (new host keys)", RotationActions.RECREATE, value, "primary")
+        )
+        buttons[1] = button("Retry sync", MirrorActions.SYNC, value)
     return [
-        button("Retry sync", MirrorActions.SYNC, value, "primary"),
+        *buttons,
         button("Disable", MirrorActions.DISABLE, value),
         button("Mute 24 h", AlertActions.MUTE, value),
         button("Details", MirrorActions.DETAILS, value),

@@ -22,6 +22,7 @@ from bot.commands.results import (
     PublicKeyInfo,
     PullDetails,
     Reply,
+    RotationProgress,
     StatusReport,
     SyncStarted,
     Watching,
@@ -32,6 +33,7 @@ from bot.domain.mirrors import Operation
 from bot.domain.subscriptions import SubscriptionInfo
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.notices import channel_refusal
+from bot.slack.blocks.rotations import rotation_progress
 from bot.slack.blocks.text import (
     MAX_BLOCKS,
     SlackMessage,
@@ -60,6 +62,7 @@ HELP_EXAMPLES = [
     ("/mirror unwatch group/project · watching · unmute P 12", "subscriptions and mutes"),
     ("/mirror status [--refresh]", "health of every watched mirror, failing first"),
     ("/mirror approvals", "requests waiting for a second person"),
+    ("/mirror rotate group/project 12", "new credentials or key: new mirror first, old deleted"),
     ("/mirror login · logout · whoami", "link your GitLab account (your own token)"),
 ]
 
@@ -449,4 +452,5 @@ _RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
     ApprovalDecided: approval_decided,
     Muted: muted,
     LinkedUsers: linked_users,
+    RotationProgress: rotation_progress,
 }

@@ -5,11 +5,15 @@ from enum import StrEnum
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.commands.actions import AlertActions, ApprovalActions, MirrorActions
+from bot.commands.actions import AlertActions, ApprovalActions, MirrorActions, RotationActions
 from bot.slack.listeners.actions.alerts import answer_mute_button
 from bot.slack.listeners.actions.approvals import answer_approval_button
 from bot.slack.listeners.actions.clicks import click_listener
 from bot.slack.listeners.actions.mirror_buttons import answer_mirror_button
+from bot.slack.listeners.actions.rotation_buttons import (
+    answer_key_installed,
+    answer_rotate_button,
+)
 
 
 def register(app: AsyncApp) -> None:
@@ -17,6 +21,10 @@ def register(app: AsyncApp) -> None:
     app.action(one_of(MirrorActions, suffix="(-prev)?"))(click_listener(answer_mirror_button))
     app.action(one_of(ApprovalActions))(click_listener(answer_approval_button))
     app.action(AlertActions.MUTE.value)(click_listener(answer_mute_button))
+    app.action(re.compile(f"^({RotationActions.ROTATE}|{RotationActions.RECREATE})$"))(
+        click_listener(answer_rotate_button)
+    )
+    app.action(RotationActions.KEY_INSTALLED.value)(click_listener(answer_key_installed))
 
 
 def one_of(actions: type[StrEnum], *, suffix: str = "") -> re.Pattern[str]:
