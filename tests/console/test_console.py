@@ -357,3 +357,35 @@ async def test_a_console_edit_that_disables_needs_the_approval_disable_needs():
             assert website.push_mirrors[1].enabled is True
         finally:
             await services.close()
+
+
+def test_the_demo_s_failing_mirror_is_rotated_with_any_new_token_and_finishes():
+    assert "failed" in console("-c", "show demo/api 4").stdout  # the demo's failing mirror
+    result = console("-c", "rotate demo/api 4", stdin="deploy\nany-new-token\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "finished" in result.stdout
+    assert "replaces 4, which is deleted" in result.stdout
+    assert "any-new-token" not in result.stdout
+
+
+def test_a_demo_rotation_with_the_expired_token_again_fails_and_keeps_the_old():
+    result = console("-c", "rotate demo/api 4", stdin="deploy\nexpired-token\n")
+    assert result.returncode != 0
+    assert "the new token was rejected too" in result.stdout
+    assert "push mirror 4 is kept" in result.stdout
+
+
+async def test_a_console_ssh_rotation_offers_key_installed_as_a_choice():
+    async with demo_session([]) as (session, world, out, prompts):
+        website = next(p for p in world.projects.values() if p.path == "demo/website")
+        ssh = next(m for m in website.push_mirrors.values() if m.auth_method != "password")
+        assert await session.handle(f"rotate demo/website {ssh.id}")
+        assert "Key installed — switch" in out.getvalue()
+        assert prompts == []  # nothing to type for an SSH mirror
+        assert ssh.id in website.push_mirrors
+        choice = next(
+            i for i, c in enumerate(session.choices, 1) if c.action_id == "rotation-key-installed"
+        )
+        assert await session.handle(str(choice))
+        assert "finished" in out.getvalue()
+        assert ssh.id not in website.push_mirrors

@@ -30,7 +30,7 @@ from tests.conftest import ALICE_TOKEN, BOB_TOKEN
 from tests.slack.conftest import Harness, start_harness
 from tests.slack.test_buttons_and_forms import opened_view
 
-NEW_PASSWORD = "n3w-r0tated-t0ken-xyz"  # noqa: S105 - a test value, searched for everywhere
+NEW_PASSWORD = "n3w-r0tated-t0ken-xyz"
 HOST = "github.example.org"
 
 
@@ -127,9 +127,7 @@ def test_an_ssh_rotation_shows_the_new_key_and_keeps_the_old_mirror_until_key_in
     assert not linked.gitlab.requests.matching("POST", f"/remote_mirrors/{new.id}/sync")
 
     # another Maintainer may click it
-    linked.click(
-        RotationActions.KEY_INSTALLED, RotationRef(rotation_id=row.id).dump(), user="UBOB"
-    )
+    linked.click(RotationActions.KEY_INSTALLED, RotationRef(rotation_id=row.id).dump(), user="UBOB")
     linked.wait_post("*finished*", method="chat.update")
     assert set(linked.sample.app.push_mirrors) == {linked.sample.https_mirror.id, new.id}
     assert linked.gitlab.requests.matching("POST", f"/remote_mirrors/{new.id}/sync")
@@ -249,9 +247,7 @@ def test_a_rotation_left_unfinished_for_a_day_is_cleaned_up_and_the_person_told(
     assert row.new_mirror_id in linked.sample.app.push_mirrors
     engine = create_sync_engine(sync_url(linked.settings.database_url), poolclass=NullPool)
     with engine.begin() as connection:  # a day passes
-        connection.execute(
-            update(RotationRow).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
+        connection.execute(update(RotationRow).values(expires_at=utcnow() - timedelta(seconds=1)))
     engine.dispose()
     told = linked.wait_post("cleaned up", timeout=10)
     assert told["channel"] == "UALICE"
