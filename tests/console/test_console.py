@@ -113,7 +113,7 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
         "\n".join(
             [
                 "list demo/website",
-                "11",  # Enable on the disabled mirror 3
+                "13",  # Enable on the disabled mirror 3
                 "delete demo/website 1",
                 "1",  # Approve: refused, it is ada's own request
                 "as UGRACE",

@@ -103,13 +103,11 @@ def alert_buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
     # The fix, one click away: both re-create the mirror (bot/domain/rotations.py).
     cause = classify(payload.get("last_error"))
     if cause is AUTHENTICATION:
-        buttons.insert(0, button("Rotate credentials", RotationActions.ROTATE, value, "primary"))
-        buttons[1] = button("Retry sync", MirrorActions.SYNC, value)
+        buttons.append(button("Rotate credentials", RotationActions.ROTATE, value, "primary"))
     elif cause is HOST_KEY:
-        buttons.insert(
-            0, button("Re-create (new host keys)", RotationActions.RECREATE, value, "primary")
+        buttons.append(
+            button("Re-create (new host keys)", RotationActions.RECREATE, value, "primary")
         )
-        buttons[1] = button("Retry sync", MirrorActions.SYNC, value)
     return [
         *buttons,
         button("Disable", MirrorActions.DISABLE, value),
