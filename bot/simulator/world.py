@@ -297,10 +297,7 @@ class World:
         if parts.password is None or unquote(parts.password) not in refused:
             return None
         shown = f"{parts.scheme}://{parts.hostname}{parts.path}"
-        return (
-            f"fatal: Authentication failed for '{shown}/'\n"
-            "remote: Invalid username or password."
-        )
+        return f"fatal: Authentication failed for '{shown}/'\nremote: Invalid username or password."
 
     def push(self, project: SimProject) -> None:
         """A git push: GitLab then updates every enabled push mirror."""

@@ -110,6 +110,7 @@ async def resume_rotations(services: Services, client: AsyncWebClient) -> int:
             Status.REJECTED,
             Status.CANCELLED,
             Status.EXPIRED,
+            Status.FAILED,  # approved, then interrupted before the rotation started
         ):
             ended = await rotations.refused(
                 waiting.approval_id, f"the request was {approval.status}"

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.crypto import TokenCipher
 from bot.store.db import transaction
-from bot.store.models import ApprovalRequest, LinkedAccount
+from bot.store.models import ApprovalRequest, LinkedAccount, RotationRow
 
 
 async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: TokenCipher) -> int:
@@ -24,5 +24,13 @@ async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: Tok
         ).all():
             assert request.params_ciphertext is not None
             request.params_ciphertext = cipher.rotate(request.params_ciphertext)
+            count += 1
+        for rotation in (
+            await session.scalars(
+                select(RotationRow).where(RotationRow.credentials_ciphertext.is_not(None))
+            )
+        ).all():
+            assert rotation.credentials_ciphertext is not None
+            rotation.credentials_ciphertext = cipher.rotate(rotation.credentials_ciphertext)
             count += 1
     return count
