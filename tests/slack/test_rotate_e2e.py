@@ -335,3 +335,15 @@ def test_no_password_reaches_slack_a_log_line_or_the_database(
     folder = Path(linked.settings.database_url.removeprefix("sqlite:///")).parent
     for path in folder.iterdir():
         assert NEW_PASSWORD.encode() not in path.read_bytes()
+
+
+def test_a_second_rotation_of_a_mirror_being_rotated_is_refused(linked: Harness):
+    old = linked.sample.ssh_mirror
+    linked.agent.submit(rotate_form(linked, "group/app", old.id), {})
+    wait_state(linked, "awaiting_key")
+    mirrors = set(linked.sample.app.push_mirrors)
+    second = rotate_form(linked, "group/app", old.id)
+    linked.agent.submit(second, {}, user="UBOB")
+    linked.wait_post("already being rotated", method="chat.postEphemeral")
+    assert set(linked.sample.app.push_mirrors) == mirrors
+    assert len(rotations(linked)) == 1

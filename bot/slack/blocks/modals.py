@@ -122,7 +122,7 @@ def rotate_form(meta: FormContext, mirror: PushMirror) -> dict[str, Any]:
     """Rotate: a password mirror asks for the new username and password or token; an SSH
     mirror asks nothing (it gets a new key pair), only to confirm."""
     kept = (
-        f"enabled, {mirror.auth_method}, "
+        f"{'enabled' if mirror.enabled else 'disabled'}, {mirror.auth_method}, "
         f"{'protected branches only' if mirror.only_protected_branches else 'all branches'}"
         f"{', filter ' + code(mirror.mirror_branch_regex) if mirror.mirror_branch_regex else ''}"
         f"{', keeps divergent refs' if mirror.keep_divergent_refs else ''}"
