@@ -267,6 +267,17 @@ class Rotations:
             running_by=None if approval_id else self._holder,
         )
         async with transaction(self._sessions) as session:
+            under_way = await session.scalar(
+                select(RotationRow.id).where(
+                    RotationRow.project_id == project_id,
+                    RotationRow.old_mirror_id == mirror.id,
+                    RotationRow.state.not_in([s.value for s in FINAL]),
+                )
+            )
+            if under_way is not None:  # two new mirrors for one old one help nobody
+                raise RotationRefused(
+                    f"mirror {mirror.id} is already being rotated: see that rotation's message"
+                )
             session.add(row)
             self._audit(session, row, requester_id, AuditEvent.REQUESTED, f"rotate {row.url}")
         return Rotation.of(row)
