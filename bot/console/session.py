@@ -20,7 +20,14 @@ from rich.console import Console
 from bot.commands.actions import MirrorRef, RotationActions
 from bot.commands.buttons import press
 from bot.commands.parse import Command, UsageError, parse_command
-from bot.commands.results import Info, Problem, Reply, RotationProgress, SyncStarted
+from bot.commands.results import (
+    ApprovalDecided,
+    Info,
+    Problem,
+    Reply,
+    RotationProgress,
+    SyncStarted,
+)
 from bot.commands.rotation import mirror_to_rotate, request_rotation
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
 from bot.console.render import Choice, to_terminal
@@ -112,6 +119,11 @@ class ConsoleSession:
             ok = await self.follow(reply) and ok
         if isinstance(reply, RotationProgress):
             ok = await self.drive_rotation(reply.rotation.id) and ok
+        if isinstance(reply, ApprovalDecided) and reply.approval.operation is Operation.ROTATE:
+            # No worker runs here: an approved rotation is driven by whoever approved it.
+            rotation = await self.services.rotations.of_approval(reply.approval.id)
+            if rotation is not None and await self.services.rotations.claim(rotation.id):
+                ok = await self.drive_rotation(rotation.id) and ok
         return ok
 
     async def pick(self, number: int) -> bool:

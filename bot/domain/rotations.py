@@ -324,6 +324,13 @@ class Rotations:
             row = await session.get(RotationRow, rotation_id)
             return Rotation.of(row) if row else None
 
+    async def of_approval(self, approval_id: str) -> Rotation | None:
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(RotationRow).where(RotationRow.approval_id == approval_id)
+            )
+            return Rotation.of(row) if row else None
+
     async def set_message(self, rotation_id: str, message_ts: str) -> None:
         async with transaction(self._sessions) as session:
             await session.execute(

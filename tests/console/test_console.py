@@ -389,3 +389,21 @@ async def test_a_console_ssh_rotation_offers_key_installed_as_a_choice():
         assert await session.handle(str(choice))
         assert "finished" in out.getvalue()
         assert ssh.id not in website.push_mirrors
+
+
+async def test_a_console_rotation_that_needs_approval_runs_once_grace_approves():
+    async with demo_session(["deploy"]) as (session, world, out, _prompts):
+        session.services.settings.mirrorbot_approval_required = ["delete", "rotate"]
+        session.prompter.secret = lambda _: "any-new-token"
+        assert await session.handle("rotate demo/api 4")
+        assert "asks to rotate the credentials of push mirror" in out.getvalue()
+        api = next(p for p in world.projects.values() if p.path == "demo/api")
+        assert 4 in api.push_mirrors
+        await session.act_as("UGRACE")
+        assert await session.handle("approvals")
+        approve = next(
+            i for i, c in enumerate(session.choices, 1) if c.action_id == "approval-approve"
+        )
+        assert await session.handle(str(approve))
+        assert "replaces 4, which is deleted" in out.getvalue()
+        assert 4 not in api.push_mirrors
