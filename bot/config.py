@@ -22,6 +22,7 @@ APPROVABLE_OPERATIONS = (
     "edit",
     "pull-config",
     "pull-sync",
+    "rotate",  # not in the default: it replaces a broken mirror with a working one
 )
 DEFAULT_APPROVAL_REQUIRED = ("delete", "disable", "pull-config")
 DEFAULT_DATABASE_URL = "sqlite:///mirrorbot.db"

@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,6 +17,7 @@ from bot.domain.channels import Channel, ChannelDirectory, ChannelUnavailable
 from bot.domain.delivery_health import DeliveryHealth
 from bot.domain.device_login import DeviceLogins
 from bot.domain.mirrors import Operation
+from bot.domain.rotations import Rotations
 from bot.domain.subscriptions import Subscriptions
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
 from bot.gitlab.http import GitLabHTTP
@@ -48,6 +50,7 @@ class Services:
     replica_id: str
     # The service token's budget, shared by every replica: the monitor and `--refresh`.
     budget: SharedRequestBudget | None
+    rotations: Rotations
     # Where `watch` checks channels: Slack's directory in the server, the console's own.
     channels: ChannelDirectory = field(default_factory=lambda: NoChannelDirectory())
     delivery_health: DeliveryHealth = field(default_factory=DeliveryHealth)
@@ -122,6 +125,7 @@ def build_services(
         else None
     )
     accounts = Accounts(sessions, cipher, gitlab_http, retry, oauth)
+    timing = follow or FollowTiming()
     return Services(
         settings=settings,
         engine=engine,
@@ -133,8 +137,12 @@ def build_services(
         else None,
         approvals=Approvals(sessions, cipher),
         subscriptions=Subscriptions(sessions),
-        follow=follow or FollowTiming(),
+        follow=timing,
         replica_id=replica_id,
+        # A rotation's holder follows a sync for at most `timing.timeout`.
+        rotations=Rotations(
+            sessions, cipher, replica_id, lease=timedelta(seconds=timing.timeout + 60)
+        ),
         budget=SharedRequestBudget(
             engine, token.get_secret_value(), settings.mirrorbot_gitlab_requests_per_minute
         )

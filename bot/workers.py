@@ -8,6 +8,7 @@
 - lease: keep the leader's lease renewed while it scans;
 - approvals: expire stale approval requests, resolve runs a crash interrupted;
 - logins: poll GitLab for pending device logins, tell each person how theirs ended;
+- rotations: resume rotations nobody drives (a restart), clean up day-old ones;
 - retention: delete what is older than MIRRORBOT_RETENTION_DAYS (every replica; batches);
 - digest: queue each channel's daily digest once its time has come (every replica).
 
@@ -34,6 +35,7 @@ from bot.services import Services
 from bot.slack.background import sweep_approvals_once
 from bot.slack.device_login import advance_device_logins
 from bot.slack.outbox_sender import send_due
+from bot.slack.rotations import resume_rotations
 from bot.store.leases import MONITOR_LEASE, Lease
 from bot.store.models import utcnow
 
@@ -50,6 +52,7 @@ class WorkerTiming:
     inbox_every: float = 0.25  # small, steady passes: a big one pauses the intake
     checks_every: float = 2.0
     approvals_every: float = 15.0
+    rotations_every: float = 10.0
     retention_every: float = 3600.0
     discovery_every: float = 300.0  # a group of 5,000 projects is 50 pages a pass
     digest_every: float = 20.0
@@ -85,6 +88,7 @@ class Workers:
             ("outbox", self.deliver_outbox, self.timing.outbox_every),
             ("inbox", self.process_inbox, self.timing.inbox_every),
             ("approvals", self.expire_approvals, self.timing.approvals_every),
+            ("rotations", self.resume_rotations, self.timing.rotations_every),
             ("retention", self.prune, self.timing.retention_every),
             # Every replica: the outbox key per channel and day keeps it to one message.
             ("digest", self.send_digests, self.timing.digest_every),
@@ -233,6 +237,10 @@ class Workers:
 
     async def expire_approvals(self) -> int:
         await sweep_approvals_once(self.services, self.slack)
+        return 0
+
+    async def resume_rotations(self) -> int:
+        await resume_rotations(self.services, self.slack)
         return 0
 
     async def prune(self) -> int:

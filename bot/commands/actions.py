@@ -20,6 +20,15 @@ class MirrorActions(StrEnum):
     PULL_SYNC = "pull-sync"
 
 
+class RotationActions(StrEnum):
+    """Rotate and Re-create open the rotate form for a mirror (MirrorRef); Key installed
+    switches an SSH rotation (RotationRef)."""
+
+    ROTATE = "mirror-rotate"
+    RECREATE = "mirror-recreate"
+    KEY_INSTALLED = "rotation-key-installed"
+
+
 class ApprovalActions(StrEnum):
     APPROVE = "approval-approve"
     REJECT = "approval-reject"
@@ -58,3 +67,7 @@ class MirrorRef(_Payload):
 
 class ApprovalRef(_Payload):
     request_id: str
+
+
+class RotationRef(_Payload):
+    rotation_id: str

@@ -14,9 +14,12 @@ from bot.commands.actions import (
     ApprovalRef,
     MirrorActions,
     MirrorRef,
+    RotationActions,
+    RotationRef,
 )
 from bot.commands.parse import Command
 from bot.commands.results import ApprovalDecided, MirrorList, Muted, Reply
+from bot.commands.rotation import key_installed
 from bot.commands.run import Actor, request_change, run_command, run_guarded
 from bot.domain.accounts import SlackUser, gitlab_user_of
 from bot.domain.approvals import ApprovalRefused
@@ -58,6 +61,9 @@ async def _press(action_id: str, value: str, actor: Actor, services: Services) -
             actor,
             services,
         )
+    if action_id == RotationActions.KEY_INSTALLED:
+        rotation_id = RotationRef.model_validate_json(value).rotation_id
+        return await key_installed(rotation_id, actor, services)
     target = MirrorRef.model_validate_json(value)
     project = ProjectRef(str(target.project_id))
     if action_id == AlertActions.MUTE:
@@ -106,6 +112,16 @@ async def decide(
     operation, requester_gitlab_user_id = await services.approvals.approve(
         request_id, actor.user_id, approver.id
     )
+    if approval.operation is Operation.ROTATE:  # the worker runs it, posting its progress
+        started = await services.rotations.approved(request_id)
+        await services.approvals.finish(
+            request_id,
+            succeeded=started is not None,
+            result="the rotation starts now; its progress is posted in this channel"
+            if started
+            else "the rotation request is gone",
+        )
+        return await _decided(request_id, services)
     try:
         requester = SlackUser(approval.team_id, approval.requester_id)
         gitlab = await services.accounts.gitlab_for(requester)

@@ -49,6 +49,7 @@ USAGE = {
     "inventory": "/mirror inventory GROUP [--csv]",
     "digest": "/mirror digest HH:MM [TIMEZONE] [always] | digest off",
     "approvals": "/mirror approvals",
+    "rotate": "/mirror rotate PROJECT MIRROR_ID",
     "users": "/mirror users list | users unlink @user   (admins)",
 }
 
@@ -283,5 +284,6 @@ _GRAMMAR = {
     "inventory": _inventory,
     "digest": _digest,
     "approvals": _no_args,
+    "rotate": _project_and_mirror,
     "users": _no_args,
 }

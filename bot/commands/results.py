@@ -12,6 +12,7 @@ from bot.domain.groups import GroupWatch
 from bot.domain.inventory import Inventory
 from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirrors
 from bot.domain.project_access import UncheckedProject
+from bot.domain.rotations import Rotation
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
 from bot.gitlab.models import Project, PullMirror, PushMirror
 
@@ -147,6 +148,13 @@ class StatusReport:
 
 
 @dataclass(frozen=True)
+class RotationProgress:
+    """A rotation as it stands: posted in the channel, then kept current."""
+
+    rotation: Rotation
+
+
+@dataclass(frozen=True)
 class PendingApprovals:
     approvals: list[Approval]
 
@@ -187,4 +195,5 @@ Reply = (
     | LinkedUsers
     | DeviceLoginStarted
     | DeviceLoginFinished
+    | RotationProgress
 )

@@ -60,7 +60,7 @@ from bot.services import Services
 T = TypeVar("T")
 
 # Commands that open a modal: Slack must open it within 3 s of the click, before any I/O.
-MODAL_COMMANDS = frozenset({"login", "add", "edit", "pull-config"})
+MODAL_COMMANDS = frozenset({"login", "add", "edit", "pull-config", "rotate"})
 
 
 @dataclass(frozen=True)

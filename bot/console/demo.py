@@ -95,6 +95,9 @@ def demo_world() -> World:
         api, "https://deploy:expired-token@github.example.org/acme/api-mirror.git", enabled=True
     )
     world.fail_now(failing, FAILING_ERROR)
+    # The token in that mirror has expired: GitHub refuses it, and only it, so rotating the
+    # mirror with any new token fixes it.
+    world.reject_credentials("github.example.org", "expired-token")
     world.add_push_mirror(api, "https://gitlab.example.net/mirrors/api.git", enabled=True)
     # Healthy mirrors last succeeded a few minutes ago.
     earlier = world.clock() - timedelta(minutes=7)

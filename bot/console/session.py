@@ -1,6 +1,6 @@
 """A console session: read a line, run it like `/mirror …`, print what Slack would show.
 
-Numbers pick a button from the last answer; forms (login, add, edit, pull config) are asked
+Numbers pick a button from the last answer; forms (login, add, edit, pull config, rotate) are asked
 as prompts, secrets without echo; `as USER` switches the acting user; `quit` leaves.
 """
 
@@ -17,28 +17,34 @@ from typing import Any
 
 from rich.console import Console
 
+from bot.commands.actions import MirrorRef, RotationActions
 from bot.commands.buttons import press
 from bot.commands.parse import Command, UsageError, parse_command
 from bot.commands.results import (
+    ApprovalDecided,
     DeviceLoginFinished,
     DeviceLoginStarted,
     Info,
     InventoryReport,
     Problem,
     Reply,
+    RotationProgress,
     SyncStarted,
 )
+from bot.commands.rotation import mirror_to_rotate, request_rotation
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
 from bot.console.render import Choice, inventory_table, to_terminal
 from bot.domain import audit, monitor, outbox
 from bot.domain.inventory import inventory_csv
 from bot.domain.mirrors import Operation, follow_push_mirror, pull_mirror_or_none
+from bot.domain.rotations import NewCredentials, Rotation, State
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
 from bot.gitlab.models import PullMirror
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 from bot.slack.blocks.alerts import render_outbox
 from bot.slack.blocks.replies import render, sync_progress
+from bot.slack.blocks.rotations import rotation_message
 
 QUIT = {"quit", "exit", ":q"}
 CLEAR = "-"  # the answer that empties a prompt which has a current value
@@ -108,17 +114,28 @@ class ConsoleSession:
         except UsageError as exc:
             return self.show(Problem(exc.message, exc.usage))
         if command.name in MODAL_COMMANDS:
-            return self.show(await run_guarded(lambda: self.form(command)))
-        reply = await run_command(command, self.actor, self.services)
+            reply = await run_guarded(lambda: self.form(command))
+        else:
+            reply = await run_command(command, self.actor, self.services)
         if isinstance(reply, InventoryReport) and reply.as_csv:
             # The file alone, so `-c "inventory G --csv" > mirrors.csv` is the file.
             self.out.print(inventory_csv(reply.inventory), end="", markup=False, highlight=False)
             return True
+        return await self.show_and_follow(reply)
+
+    async def show_and_follow(self, reply: Reply) -> bool:
         ok = self.show(reply)
         if isinstance(reply, InventoryReport) and reply.inventory.rows:
             self.out.print(inventory_table(reply.inventory), markup=False, highlight=False)
         if isinstance(reply, SyncStarted):
             ok = await self.follow(reply) and ok
+        if isinstance(reply, RotationProgress):
+            ok = await self.drive_rotation(reply.rotation.id) and ok
+        if isinstance(reply, ApprovalDecided) and reply.approval.operation is Operation.ROTATE:
+            # No worker runs here: an approved rotation is driven by whoever approved it.
+            rotation = await self.services.rotations.of_approval(reply.approval.id)
+            if rotation is not None and await self.services.rotations.claim(rotation.id):
+                ok = await self.drive_rotation(rotation.id) and ok
         return ok
 
     async def pick(self, number: int) -> bool:
@@ -134,11 +151,15 @@ class ConsoleSession:
                 )
             )
         choice = self.choices[number - 1]
-        reply = await press(choice.action_id, choice.value, self.actor, self.services)
-        ok = self.show(reply)
-        if isinstance(reply, SyncStarted):
-            ok = await self.follow(reply) and ok
-        return ok
+        if choice.action_id in (RotationActions.ROTATE, RotationActions.RECREATE):
+            target = MirrorRef.model_validate_json(choice.value)
+            assert target.mirror_id is not None
+            project = ProjectRef(str(target.project_id))
+            mirror_id = target.mirror_id
+            reply = await run_guarded(lambda: self.rotate(project, mirror_id))
+        else:
+            reply = await press(choice.action_id, choice.value, self.actor, self.services)
+        return await self.show_and_follow(reply)
 
     def show(self, reply: Reply) -> bool:
         renderable, choices = to_terminal(render(reply))
@@ -172,6 +193,46 @@ class ConsoleSession:
         self.out.print(to_terminal(sync_progress(result, finished=True))[0])
         return result.succeeded
 
+    async def drive_rotation(self, rotation_id: str) -> bool:
+        """Run the rotation here, printing each step as Slack's message shows it; True
+        unless it failed (waiting for *Key installed* is a step done, not a failure)."""
+        gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
+
+        async def on_change(rotation: Rotation) -> None:
+            renderable, choices = to_terminal(rotation_message(rotation))
+            self.out.print(renderable)
+            if choices:
+                self.choices = choices
+
+        ended = await self.services.rotations.drive(
+            rotation_id, gitlab, on_change, interval=0.5, give_up_after=120.0
+        )
+        return ended.state in (State.DONE, State.AWAITING_KEY)
+
+    async def rotate(self, project: ProjectRef, mirror_id: int) -> Reply:
+        """The rotate form as prompts: username and new password (hidden) for a password
+        mirror, nothing for an SSH one."""
+        gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
+        _, mirror = await mirror_to_rotate(gitlab, project, mirror_id)
+        credentials = None
+        if mirror.auth_method != "ssh_public_key":
+            self.out.print(
+                f"Rotating push mirror {mirror.id} → {mirror.url}: a new mirror with every "
+                "setting of it is synced first; the old one is deleted only if that works."
+            )
+            username = self._valid(
+                lambda: self.prompter.text("Username"),
+                lambda answer: NewCredentials(answer, "-").problems().get("username"),
+            )
+            password = self._valid(
+                lambda: self.prompter.secret("New password or token (input hidden): "),
+                lambda answer: NewCredentials("-", answer).problems().get("password"),
+            )
+            credentials = NewCredentials(username, password)
+        return await request_rotation(
+            gitlab, project, mirror_id, credentials, self.actor, self.services
+        )
+
     # --- forms: the modals as prompts --------------------------------------------------------
 
     async def form(self, command: Command) -> Reply:
@@ -190,6 +251,9 @@ class ConsoleSession:
                 f"({', '.join(link.scopes) or 'unknown scopes'})"
             )
         assert command.project is not None
+        if command.name == "rotate":
+            assert command.mirror_id is not None
+            return await self.rotate(command.project, command.mirror_id)
         gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
         if command.name == "pull-config":
             attributes = self.ask_pull_config(await pull_mirror_or_none(gitlab, command.project))

@@ -22,13 +22,14 @@ AUTHENTICATION = Cause(
     "authentication",
     "Authentication failed",
     "The credentials for the target were refused: renew the token or password (or re-add "
-    "the deploy key), then delete and re-create the mirror with the new credentials.",
+    "the deploy key), then `/mirror rotate` re-creates the mirror with them, every setting "
+    "kept.",
 )
 HOST_KEY = Cause(
     "host_key",
     "Host key changed or unknown",
     "The target's SSH host key does not match: verify the new fingerprint with its owners, "
-    "then update the mirror's host keys (edit it, or re-create it with the new key).",
+    "then re-create the mirror (`/mirror rotate`) so that GitLab detects the new host keys.",
 )
 DIVERGED = Cause(
     "diverged",

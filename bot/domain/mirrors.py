@@ -37,6 +37,7 @@ class Operation(StrEnum):
     EDIT = "edit"
     PULL_CONFIG = "pull-config"
     PULL_SYNC = "pull-sync"
+    ROTATE = "rotate"
 
     @property
     def verb(self) -> str:
@@ -52,6 +53,7 @@ _VERBS = {
     Operation.EDIT: "edit push mirror",
     Operation.PULL_CONFIG: "configure the pull mirror",
     Operation.PULL_SYNC: "start pull mirroring",
+    Operation.ROTATE: "rotate the credentials of push mirror",
 }
 
 

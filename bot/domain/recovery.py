@@ -76,6 +76,8 @@ async def _outcome(gitlab: GitLabClient, request: OperationRequest) -> tuple[boo
         ):
             return True, "GitLab shows the pull mirror configured as asked"
         return False, "outcome unknown: GitLab shows a pull mirror configured otherwise"
+    if op is Operation.ROTATE:  # approved, but its rotation never left the approval
+        return False, f"the rotation did not start; {ASK_AGAIN}"
     if op in (Operation.SYNC, Operation.PULL_SYNC):
         return False, "outcome unknown: GitLab does not say whether the sync was started"
     assert mirror_id is not None

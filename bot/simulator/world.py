@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -265,6 +266,9 @@ class World:
             "import": 1,
             "group": 1,
         }
+        # Per remote host, the passwords (or tokens) it refuses: a mirror pushing with one
+        # fails as an expired token does, whenever it was made.
+        self.rejected_credentials: dict[str, set[str]] = {}
 
     def _id(self, kind: str) -> int:
         value = self._next_id[kind]
@@ -460,6 +464,20 @@ class World:
             mirror.last_update_started_at = moment - timedelta(seconds=3)
             mirror.phase_ends_at = None
 
+    def reject_credentials(self, host: str, *passwords: str) -> None:
+        """Make `host` refuse pushes that authenticate with any of `passwords`."""
+        with self.lock:
+            self.rejected_credentials.setdefault(host, set()).update(passwords)
+
+    def _refused_credentials(self, url: str) -> str | None:
+        """The error a push to `url` gets if its host refuses its credentials."""
+        parts = urlsplit(url)
+        refused = self.rejected_credentials.get(parts.hostname or "", set())
+        if parts.password is None or unquote(parts.password) not in refused:
+            return None
+        shown = f"{parts.scheme}://{parts.hostname}{parts.path}"
+        return f"fatal: Authentication failed for '{shown}/'\nremote: Invalid username or password."
+
     def push(self, project: SimProject) -> None:
         """A git push: GitLab then updates every enabled push mirror."""
         with self.lock:
@@ -570,6 +588,8 @@ class World:
             mirror.phase_ends_at = None
             return
         outcome = mirror.outcome
+        if outcome.error is None and (refused := self._refused_credentials(mirror.url)):
+            outcome = Outcome(refused)
         if outcome.error is None:
             mirror.update_status = "finished"
             mirror.last_update_at = mirror.last_successful_update_at = ended

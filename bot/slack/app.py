@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.domain.delivery_health import DeliveryHealth
 from bot.services import Services
-from bot.slack import delivery, listeners
+from bot.slack import delivery, listeners, rotations
 from bot.slack.after_ack import AfterAck
 from bot.slack.identity import BotIdentity
 from bot.slack.outbox_sender import TOKEN_REJECTED
@@ -71,6 +71,7 @@ class SlackSurface:
     async def stop(self, grace: float) -> None:
         await self.after_ack.drain(grace)
         await delivery.stop_following()
+        await rotations.stop_driving()
 
 
 def build_slack_surface(services: Services, *, verify_requests: bool = True) -> SlackSurface:

@@ -18,6 +18,7 @@ from bot.commands.results import (
     InventoryReport,
     Muted,
     Reply,
+    RotationProgress,
     SyncStarted,
 )
 from bot.domain.inventory import inventory_csv
@@ -27,13 +28,14 @@ from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import PushMirror
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
+from bot.slack import rotations
 from bot.slack.blocks import fleet, replies
 from bot.slack.blocks.text import SlackMessage, context
 
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
-_PUBLIC_REPLIES = (ChangeMade, SyncStarted, ApprovalNeeded, Muted)
+_PUBLIC_REPLIES = (ChangeMade, SyncStarted, ApprovalNeeded, Muted, RotationProgress)
 # Follow-ups run after the ack; keep references so they are not garbage-collected.
 _background: set[asyncio.Task[None]] = set()
 
@@ -89,6 +91,9 @@ async def deliver(
         return
     if isinstance(reply, ApprovalNeeded):
         await services.approvals.set_message(reply.approval.id, ts)
+    if isinstance(reply, RotationProgress):  # a new rotation: its message follows it
+        await services.rotations.set_message(reply.rotation.id, ts)
+        rotations.start_driving(reply.rotation.id, services, client)
     if isinstance(reply, SyncStarted) and gitlab is not None and reply.mirrors:
         in_background(
             follow_sync(

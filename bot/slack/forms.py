@@ -12,9 +12,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.parse import Command
 from bot.commands.results import Reply
+from bot.commands.rotation import mirror_to_rotate
 from bot.commands.run import Actor, request_change, run_guarded
 from bot.domain.errors import DomainError
 from bot.domain.mirrors import Operation, pull_mirror_or_none
+from bot.domain.rotations import NewCredentials
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.refs import ProjectRef
@@ -79,6 +81,29 @@ async def open_pull_config_form(
     await client.views_update(view_id=view_id, view=modals.pull_config_form(meta, pull))
 
 
+async def open_rotate_form(
+    trigger_id: str,
+    actor: Actor,
+    project: ProjectRef,
+    mirror_id: int,
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    meta = FormContext(channel_id=actor.channel_id, project=project.value, mirror_id=mirror_id)
+    opened = await client.views_open(trigger_id=trigger_id, view=modals.loading("Rotate", meta))
+    view_id = opened["view"]["id"]
+    try:
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        project_found, mirror = await mirror_to_rotate(gitlab, project, mirror_id)
+    except (GitLabError, DomainError) as exc:
+        await client.views_update(view_id=view_id, view=modals.notice("Rotate", exc.user_message))
+        return
+    meta = FormContext(
+        channel_id=actor.channel_id, project=str(project_found.id), mirror_id=mirror_id
+    )
+    await client.views_update(view_id=view_id, view=modals.rotate_form(meta, mirror))
+
+
 # --- reading submissions ---------------------------------------------------------------------
 
 
@@ -131,6 +156,19 @@ def read_push_mirror_form(
     if problem := branch_regex_problem(regex, protected):
         errors[Fields.BRANCH_REGEX.value] = problem
     return attributes, errors
+
+
+def read_rotate_form(view: dict[str, Any]) -> tuple[NewCredentials | None, dict[str, str]]:
+    """The new credentials (None for an SSH mirror's form, which has no fields)."""
+    blocks = {block.get("block_id") for block in view.get("blocks", [])}
+    if Fields.NEW_PASSWORD.value not in blocks:
+        return None, {}
+    credentials = NewCredentials(
+        text_value(view, Fields.NEW_USERNAME),
+        str(_value(view, Fields.NEW_PASSWORD).get("value") or ""),  # spaces are the secret's
+    )
+    fields = {"username": Fields.NEW_USERNAME.value, "password": Fields.NEW_PASSWORD.value}
+    return credentials, {fields[k]: v for k, v in credentials.problems().items()}
 
 
 def read_pull_config_form(view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

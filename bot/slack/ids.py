@@ -18,6 +18,7 @@ class Views(StrEnum):
     ADD_PUSH_MIRROR = "view-add-push-mirror"
     EDIT_PUSH_MIRROR = "view-edit-push-mirror"
     PULL_CONFIG = "view-pull-config"
+    ROTATE = "view-rotate"
 
 
 class Fields(StrEnum):
@@ -30,6 +31,8 @@ class Fields(StrEnum):
     BRANCH_REGEX = "mirror_branch_regex"
     AUTH_USER = "auth_user"
     AUTH_PASSWORD = "auth_password"  # noqa: S105 - a field name
+    NEW_USERNAME = "new_username"
+    NEW_PASSWORD = "new_password"  # noqa: S105 - a field name
 
 
 class FormContext(BaseModel):

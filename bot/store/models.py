@@ -389,3 +389,35 @@ class RequestGrant(Base):
     token_key: Mapped[str] = mapped_column(String(64))
     granted_at: Mapped[float] = mapped_column(Double)
     requests: Mapped[int] = mapped_column(Integer)
+
+
+class RotationRow(Base):
+    """One `/mirror rotate`: a new push mirror made beside the old one, then one of them
+    deleted. Each state change is one conditional UPDATE (see bot/domain/rotations.py)."""
+
+    __tablename__ = "rotations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    slack_team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))  # the progress message
+    requester_id: Mapped[str] = mapped_column(String(32))
+    requester_gitlab_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    project_path: Mapped[str] = mapped_column(String(1024))
+    old_mirror_id: Mapped[int] = mapped_column(BigInteger)
+    new_mirror_id: Mapped[int | None] = mapped_column(BigInteger)
+    url: Mapped[str] = mapped_column(Text)  # scrubbed
+    settings: Mapped[dict[str, Any]]  # the old mirror's settings the new one gets
+    # The new URL with its credentials, encrypted, only until the new mirror exists.
+    credentials_ciphertext: Mapped[str | None] = mapped_column(Text)
+    public_key: Mapped[str | None] = mapped_column(Text)  # the new SSH mirror's (public)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    result: Mapped[str | None] = mapped_column(Text)
+    approval_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]  # unfinished by then: the new mirror is cleaned up
+    # Whoever drives the flow holds it until then; after it, a worker resumes it.
+    running_until: Mapped[datetime | None]
+    running_by: Mapped[str | None] = mapped_column(String(128))

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.store.crypto import TokenCipher
 from bot.store.db import transaction
-from bot.store.models import ApprovalRequest, DeviceLogin, LinkedAccount
+from bot.store.models import ApprovalRequest, DeviceLogin, LinkedAccount, RotationRow
 
 
 async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: TokenCipher) -> int:
@@ -32,5 +32,12 @@ async def rotate_secrets(sessions: async_sessionmaker[AsyncSession], cipher: Tok
             login.device_code_ciphertext = cipher.rotate(login.device_code_ciphertext)
             if login.response_url_ciphertext is not None:
                 login.response_url_ciphertext = cipher.rotate(login.response_url_ciphertext)
+        for rotation in (
+            await session.scalars(
+                select(RotationRow).where(RotationRow.credentials_ciphertext.is_not(None))
+            )
+        ).all():
+            assert rotation.credentials_ciphertext is not None
+            rotation.credentials_ciphertext = cipher.rotate(rotation.credentials_ciphertext)
             count += 1
     return count

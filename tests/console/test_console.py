@@ -114,7 +114,7 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
         "\n".join(
             [
                 "list demo/website",
-                "11",  # Enable on the disabled mirror 3
+                "13",  # Enable on the disabled mirror 3
                 "delete demo/website 1",
                 "1",  # Approve: refused, it is ada's own request
                 "as UGRACE",
@@ -388,3 +388,53 @@ def test_inventory_csv_prints_the_file_alone():
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows and all(row["project"].startswith("demo/") for row in rows)
     assert "hunter2" not in result.stdout and "Inventory of" not in result.stdout
+
+
+def test_the_demo_s_failing_mirror_is_rotated_with_any_new_token_and_finishes():
+    assert "failed" in console("-c", "show demo/api 4").stdout  # the demo's failing mirror
+    result = console("-c", "rotate demo/api 4", stdin="deploy\nany-new-token\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "finished" in result.stdout
+    assert "replaces 4, which is deleted" in result.stdout
+    assert "any-new-token" not in result.stdout
+
+
+def test_a_demo_rotation_with_the_expired_token_again_fails_and_keeps_the_old():
+    result = console("-c", "rotate demo/api 4", stdin="deploy\nexpired-token\n")
+    assert result.returncode != 0
+    assert "the new token was rejected too" in result.stdout
+    assert "push mirror 4 is kept" in result.stdout
+
+
+async def test_a_console_ssh_rotation_offers_key_installed_as_a_choice():
+    async with demo_session([]) as (session, world, out, prompts):
+        website = next(p for p in world.projects.values() if p.path == "demo/website")
+        ssh = next(m for m in website.push_mirrors.values() if m.auth_method != "password")
+        assert await session.handle(f"rotate demo/website {ssh.id}")
+        assert "Key installed — switch" in out.getvalue()
+        assert prompts == []  # nothing to type for an SSH mirror
+        assert ssh.id in website.push_mirrors
+        choice = next(
+            i for i, c in enumerate(session.choices, 1) if c.action_id == "rotation-key-installed"
+        )
+        assert await session.handle(str(choice))
+        assert "finished" in out.getvalue()
+        assert ssh.id not in website.push_mirrors
+
+
+async def test_a_console_rotation_that_needs_approval_runs_once_grace_approves():
+    async with demo_session(["deploy"]) as (session, world, out, _prompts):
+        session.services.settings.mirrorbot_approval_required = ["delete", "rotate"]
+        session.prompter.secret = lambda _: "any-new-token"
+        assert await session.handle("rotate demo/api 4")
+        assert "asks to rotate the credentials of push mirror" in out.getvalue()
+        api = next(p for p in world.projects.values() if p.path == "demo/api")
+        assert 4 in api.push_mirrors
+        await session.act_as("UGRACE")
+        assert await session.handle("approvals")
+        approve = next(
+            i for i, c in enumerate(session.choices, 1) if c.action_id == "approval-approve"
+        )
+        assert await session.handle(str(approve))
+        assert "replaces 4, which is deleted" in out.getvalue()
+        assert 4 not in api.push_mirrors

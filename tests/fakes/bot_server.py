@@ -29,6 +29,7 @@ FAST_WORKERS = WorkerTiming(
     inbox_every=0.05,
     checks_every=0.05,
     approvals_every=0.5,
+    rotations_every=0.2,
     push_check_delays=(0.05, 0.6),
 )
 

@@ -134,7 +134,7 @@ def test_a_push_to_a_failing_mirror_posts_one_alert(watching: Harness):
     buttons = [
         e["text"]["text"] for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]
     ]
-    assert buttons == ["Retry sync", "Disable", "Mute 24 h", "Details"]
+    assert buttons == ["Retry sync", "Rotate credentials", "Disable", "Mute 24 h", "Details"]
     # More pushes while it keeps failing add nothing.
     since = datetime.now(UTC)
     for _ in range(3):

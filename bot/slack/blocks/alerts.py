@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.commands.actions import AlertActions, MirrorActions, MirrorRef
-from bot.domain.causes import STOPPED, UNKNOWN, Cause, cause_named, classify
+from bot.commands.actions import AlertActions, MirrorActions, MirrorRef, RotationActions
+from bot.domain.causes import (
+    AUTHENTICATION,
+    HOST_KEY,
+    STOPPED,
+    UNKNOWN,
+    Cause,
+    cause_named,
+    classify,
+)
 from bot.domain.outbox import MessageKind
 from bot.domain.subscriptions import PULL_KEY
 from bot.slack.blocks.notices import render_notice
@@ -102,8 +110,17 @@ def alert_buttons(payload: dict[str, Any]) -> list[dict[str, Any]]:
             ),
             button("Mute 24 h", AlertActions.MUTE, value),
         ]
+    buttons = [button("Retry sync", MirrorActions.SYNC, value, "primary")]
+    # The fix, one click away: both re-create the mirror (bot/domain/rotations.py).
+    cause = classify(payload.get("last_error"))
+    if cause is AUTHENTICATION:
+        buttons.append(button("Rotate credentials", RotationActions.ROTATE, value, "primary"))
+    elif cause is HOST_KEY:
+        buttons.append(
+            button("Re-create (new host keys)", RotationActions.RECREATE, value, "primary")
+        )
     return [
-        button("Retry sync", MirrorActions.SYNC, value, "primary"),
+        *buttons,
         button("Disable", MirrorActions.DISABLE, value),
         button("Mute 24 h", AlertActions.MUTE, value),
         button("Details", MirrorActions.DETAILS, value),

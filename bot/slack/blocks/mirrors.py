@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.commands.actions import MirrorActions, MirrorRef
+from bot.commands.actions import MirrorActions, MirrorRef, RotationActions
 from bot.domain.causes import UNKNOWN, classify
 from bot.domain.mirrors import ProjectMirrors
 from bot.domain.subscriptions import PULL_KEY, MirrorObservation
@@ -43,6 +43,7 @@ def mirror_buttons(project_id: int, mirror: PushMirror) -> list[dict[str, Any]]:
     if mirror.has_public_key:
         buttons.append(button("Public key", MirrorActions.PUBLIC_KEY, value))
     buttons.append(button("Details", MirrorActions.DETAILS, value))
+    buttons.append(button("Rotate credentials", RotationActions.ROTATE, value))
     buttons.append(
         button(
             "Delete",

@@ -118,6 +118,39 @@ def notice(title: str, text: str) -> dict[str, Any]:
     }
 
 
+def rotate_form(meta: FormContext, mirror: PushMirror) -> dict[str, Any]:
+    """Rotate: a password mirror asks for the new username and password or token; an SSH
+    mirror asks nothing (it gets a new key pair), only to confirm."""
+    kept = (
+        f"{'enabled' if mirror.enabled else 'disabled'}, {mirror.auth_method}, "
+        f"{'protected branches only' if mirror.only_protected_branches else 'all branches'}"
+        f"{', filter ' + code(mirror.mirror_branch_regex) if mirror.mirror_branch_regex else ''}"
+        f"{', keeps divergent refs' if mirror.keep_divergent_refs else ''}"
+    )
+    blocks: list[dict[str, Any]] = [
+        section(
+            f"A new push mirror to {code(mirror.url or '?')} is created beside mirror "
+            f"{mirror.id}, with every setting of it ({kept}), and synced. Mirror {mirror.id} "
+            "is deleted only once the new one has synced; if the new one fails, it is "
+            "deleted and the old one kept."
+        )
+    ]
+    if mirror.auth_method == "ssh_public_key":
+        blocks.append(
+            context("Nothing to type: the new mirror gets a new key pair and fresh host keys.")
+        )
+        return _modal(Views.ROTATE, "Re-create mirror", blocks, meta, submit="Re-create")
+    blocks += [
+        _text_input(Fields.NEW_USERNAME, "Username", placeholder="the user the token belongs to"),
+        _text_input(
+            Fields.NEW_PASSWORD,
+            "New password or token",
+            hint="Stored encrypted only until the new mirror exists; never shown or logged.",
+        ),
+    ]
+    return _modal(Views.ROTATE, "Rotate credentials", blocks, meta, submit="Rotate")
+
+
 def push_mirror_form(meta: FormContext, mirror: PushMirror | None) -> dict[str, Any]:
     """Add (no mirror) or edit (a mirror: its URL cannot be changed through the API)."""
     blocks: list[dict[str, Any]] = []

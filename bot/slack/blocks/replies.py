@@ -25,6 +25,7 @@ from bot.commands.results import (
     PublicKeyInfo,
     PullDetails,
     Reply,
+    RotationProgress,
     StatusReport,
     SyncStarted,
     Watching,
@@ -37,6 +38,7 @@ from bot.slack.blocks import fleet as fleet_blocks
 from bot.slack.blocks import login as login_blocks
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.notices import channel_refusal
+from bot.slack.blocks.rotations import rotation_progress
 from bot.slack.blocks.text import (
     MAX_BLOCKS,
     SlackMessage,
@@ -71,6 +73,7 @@ HELP_EXAMPLES = [
     ("/mirror inventory group [--csv]", "every mirror of a group: summary, then a CSV file"),
     ("/mirror digest 09:00 [Europe/Berlin] [always] · digest off", "a daily digest here"),
     ("/mirror approvals", "requests waiting for a second person"),
+    ("/mirror rotate group/project 12", "new credentials or key: new mirror first, old deleted"),
     ("/mirror login · logout · whoami", "link your GitLab account (your own token)"),
 ]
 
@@ -482,4 +485,5 @@ _RENDERERS: dict[type, Callable[[Any], SlackMessage]] = {
     LinkedUsers: linked_users,
     DeviceLoginStarted: login_blocks.login_started,
     DeviceLoginFinished: login_blocks.login_finished,
+    RotationProgress: rotation_progress,
 }

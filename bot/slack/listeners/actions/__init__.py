@@ -5,7 +5,13 @@ from enum import StrEnum
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.commands.actions import AlertActions, ApprovalActions, LoginActions, MirrorActions
+from bot.commands.actions import (
+    AlertActions,
+    ApprovalActions,
+    LoginActions,
+    MirrorActions,
+    RotationActions,
+)
 from bot.slack.listeners.actions.alerts import answer_mute_button
 from bot.slack.listeners.actions.approvals import answer_approval_button
 from bot.slack.listeners.actions.clicks import click_listener
@@ -15,6 +21,10 @@ from bot.slack.listeners.actions.login import (
     answer_use_token,
 )
 from bot.slack.listeners.actions.mirror_buttons import answer_mirror_button
+from bot.slack.listeners.actions.rotation_buttons import (
+    answer_key_installed,
+    answer_rotate_button,
+)
 
 
 def register(app: AsyncApp) -> None:
@@ -25,6 +35,10 @@ def register(app: AsyncApp) -> None:
     app.action(LoginActions.OPEN_GITLAB.value)(acknowledge_link_click)
     app.action(LoginActions.USE_TOKEN.value)(click_listener(answer_use_token))
     app.action(LoginActions.START_AGAIN.value)(click_listener(answer_start_again))
+    app.action(re.compile(f"^({RotationActions.ROTATE}|{RotationActions.RECREATE})$"))(
+        click_listener(answer_rotate_button)
+    )
+    app.action(RotationActions.KEY_INSTALLED.value)(click_listener(answer_key_installed))
 
 
 def one_of(actions: type[StrEnum], *, suffix: str = "") -> re.Pattern[str]:

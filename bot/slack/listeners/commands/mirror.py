@@ -82,5 +82,10 @@ async def open_form(
         await forms.open_push_mirror_form(trigger_id, actor, parsed, client, services)
     elif parsed.name == "edit":
         await forms.open_push_mirror_form(trigger_id, actor, parsed, client, services)
+    elif parsed.name == "rotate":
+        assert parsed.project is not None and parsed.mirror_id is not None
+        await forms.open_rotate_form(
+            trigger_id, actor, parsed.project, parsed.mirror_id, client, services
+        )
     else:
         await forms.open_pull_config_form(trigger_id, actor, parsed, client, services)
