@@ -26,7 +26,6 @@ from bot.domain import audit, monitor, outbox
 from bot.domain.mirrors import Operation, follow_push_mirror, pull_mirror_or_none
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
 from bot.gitlab.models import PullMirror
-from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 from bot.slack.blocks.alerts import render_outbox
 from bot.slack.blocks.replies import render, sync_progress
@@ -134,7 +133,7 @@ class ConsoleSession:
         """Print each mirror's status as it changes until it settles, as Slack's reply does;
         True only if GitLab finished every sync (what `-c` exits 0 for)."""
         gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
-        ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
+        ref = reply.project
         current = {m.id: m for m in reply.mirrors}
         settled: set[int] = set()
         for requested in reply.mirrors:
