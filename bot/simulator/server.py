@@ -69,9 +69,7 @@ class RequestLog:
         a request that arrived after another was answered waited for it (it is one round
         trip further); requests sent together count once. Needs some latency to tell."""
         with self._lock:
-            entries = sorted(
-                (e for e in self.entries if since <= e.at < until), key=lambda e: e.at
-            )
+            entries = sorted((e for e in self.entries if since <= e.at < until), key=lambda e: e.at)
         depth: list[int] = []
         for n, entry in enumerate(entries):
             before = [depth[m] for m in range(n) if entries[m].answered_at <= entry.at]

@@ -321,3 +321,26 @@ class RequestGrant(Base):
     token_key: Mapped[str] = mapped_column(String(64))
     granted_at: Mapped[float] = mapped_column(Double)
     requests: Mapped[int] = mapped_column(Integer)
+
+
+class MirrorPresence(Base):
+    """What the monitor learned of a watched project: whether it has push mirrors and a
+    pull mirror. A scan reads only what exists, and re-checks the rest every Nth scan
+    (`MIRRORBOT_RECHECK_EVERY`); shared here so restarts and replicas need not relearn it."""
+
+    __tablename__ = "mirror_presence"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    has_push_mirrors: Mapped[bool]
+    has_pull_mirror: Mapped[bool]
+    learned_at: Mapped[datetime]
+
+
+class MonitorScans(Base):
+    """How many full scans the monitor has made (one row), so every Nth scan's re-checks
+    are spread over the projects by id and survive a restart or a change of leader."""
+
+    __tablename__ = "monitor_scans"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scans: Mapped[int] = mapped_column(BigInteger)

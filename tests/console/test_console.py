@@ -281,9 +281,7 @@ async def test_the_demo_alert_appears_in_the_console():
 
 def test_slack_and_console_render_from_the_same_helpers(monkeypatch: pytest.MonkeyPatch):
     mirror = PushMirror(id=9, url="https://h.example/x.git", enabled=True, update_status="finished")
-    reply = MirrorList(
-        ProjectMirrors(ProjectRef.of(1, "g/p"), [mirror], None, None)
-    )
+    reply = MirrorList(ProjectMirrors(ProjectRef.of(1, "g/p"), [mirror], None, None))
     original = mirror_blocks.push_mirror_summary
     # A new field in one rendering helper...
     monkeypatch.setattr(

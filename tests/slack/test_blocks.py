@@ -113,9 +113,7 @@ def test_an_approval_card_with_long_values_stays_within_limits():
     from bot.domain.mirrors import Operation, OperationRequest
     from bot.slack.blocks.replies import approval_card, pending_approvals
 
-    edit = OperationRequest(
-        Operation.EDIT, 7, PATH, 3, {"mirror_branch_regex": "r" * 5000}
-    )
+    edit = OperationRequest(Operation.EDIT, 7, PATH, 3, {"mirror_branch_regex": "r" * 5000})
     now = datetime.now(UTC)
     approval = Approval(
         "id",
