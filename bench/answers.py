@@ -42,6 +42,7 @@ from common import (
     start_gitlab,
     write_figures,
 )
+from webhooks import fresh_postgres
 
 from bot.simulator import Timing, World
 from bot.simulator.server import RecordedRequest
@@ -204,7 +205,12 @@ def burst(
 
 
 def run_version(
-    label: str, pythonpath: str | None, latencies: list[float], reps: int, burst_size: int
+    label: str,
+    pythonpath: str | None,
+    latencies: list[float],
+    reps: int,
+    burst_size: int,
+    postgres: bool = False,
 ) -> dict[str, Any]:
     world, projects, burst_project = make_world()
     simulator = start_gitlab(world, 0.0)
@@ -212,7 +218,8 @@ def run_version(
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         extra = {"PYTHONPATH": pythonpath} if pythonpath else {}
-        env = bot_env(f"sqlite:///{Path(folder) / 'bench.db'}", simulator.url, slack, **extra)
+        database_url = fresh_postgres() if postgres else f"sqlite:///{Path(folder) / 'bench.db'}"
+        env = bot_env(database_url, simulator.url, slack, **extra)
         env["MIRRORBOT_APPROVAL_REQUIRED"] = "delete"
         # From the code's own folder: `python -m` puts the working directory first.
         cwd = pythonpath or str(ROOT)
@@ -272,21 +279,27 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--postgres", action="store_true", help="the bot on PostgreSQL")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--figures", help="also write the figures to this JSON file")
     args = parser.parse_args()
     if args.tiny:
         args.latencies, args.reps, args.burst = [0.1], 1, 20
-    ours = run_version("this commit", None, args.latencies, args.reps, args.burst)
+    ours = run_version("this commit", None, args.latencies, args.reps, args.burst, args.postgres)
     base: dict[str, Any] = {}
     commit = None
     if not args.no_baseline:
         commit, folder = base_worktree()
         try:
-            base = run_version(f"base {commit[:7]}", folder, args.latencies, args.reps, args.burst)
+            base = run_version(
+                f"base {commit[:7]}", folder, args.latencies, args.reps, args.burst, args.postgres
+            )
         finally:
             drop_worktree(folder)
-    print("answers: time from the signed request to the answer, as a multiple of GitLab's latency")
+    print(
+        "answers: time from the signed request to the answer, as a multiple of GitLab's "
+        f"latency ({'PostgreSQL' if args.postgres else 'SQLite'})"
+    )
     print(f"(baseline: base commit {commit[:7] if commit else '-'}, same run)")
     ok = True
     for latency in args.latencies:
