@@ -96,11 +96,12 @@ def bot_env(
     return env
 
 
-def mirrorbot(env: dict[str, str], *args: str, stdin: str = "") -> None:
+def mirrorbot(env: dict[str, str], *args: str, stdin: str = "", cwd: str | None = None) -> None:
     subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,
         env=env,
+        cwd=cwd,
         check=True,
         capture_output=True,
         text=True,
@@ -118,7 +119,9 @@ def cpu_seconds(pid: int) -> float:
 class Serve:
     """`mirrorbot serve` as its own process, as in production (no shared GIL with the load)."""
 
-    def __init__(self, env: dict[str, str], command: list[str] | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], command: list[str] | None = None, cwd: str | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = command or [
@@ -132,7 +135,7 @@ class Serve:
             str(self.port),
         ]
         self.process = subprocess.Popen(
-            args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 60
         while True:

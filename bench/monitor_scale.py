@@ -9,6 +9,14 @@ timed on a sample and projected.
 
     python bench/monitor_scale.py              # 5,000 projects, 2,000 requests/min (~10 min)
     python bench/monitor_scale.py --tiny       # 40 projects, 600 requests/min (CI)
+    python bench/monitor_scale.py --presence   # requests per scan, 10 % with a pull mirror
+
+`--presence` (issues #19.2, #20.4): 5,000 watched projects with a push mirror each, 10 % of
+them with a pull mirror too; scans as the monitor's leader makes them (`scan`, re-checks
+every `--recheck-every` scans). Before: every scan reads both (what the base commit does,
+2 requests per project). After: the first scan learns, later ones read what exists. No
+budget here (it only stretches time): the figures are requests per scan, and the scan
+time at 20 ms latency; the time under 2,000 requests/min follows from the requests.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import gitlab
 from common import SERVICE_TOKEN, start_gitlab, table, world_with_projects, write_figures
 from sqlalchemy import select
 
-from bot.domain.monitor import check_projects
+from bot.domain.monitor import check_projects, scan
 from bot.gitlab.client import GitLabClient, create_http_client
 from bot.store.db import create_engine, session_factory, transaction
 from bot.store.migrate import upgrade_database
@@ -119,6 +127,56 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+async def presence_run(args: argparse.Namespace) -> dict[str, float]:
+    world, projects = world_with_projects(args.projects, mirrors=(1, 1))
+    with_pull = projects[:: round(1 / args.pull_share)]
+    for p in with_pull:
+        world.set_pull_mirror(p, f"https://upstream.example.org/{p.id}.git", enabled=True)
+    simulator = start_gitlab(world, args.latency)
+    database_url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    upgrade_database(database_url)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with transaction(sessions) as session:
+        session.add_all(
+            Subscription(
+                slack_team_id="T",
+                channel_id="C",
+                project_id=p.id,
+                project_path=p.path,
+                created_by="U",
+            )
+            for p in projects
+        )
+    http = create_http_client(simulator.url)
+    gitlab_client = GitLabClient(http, SERVICE_TOKEN)
+    figures: dict[str, float] = {"projects": len(projects), "with_pull": len(with_pull)}
+
+    async def one_scan(recheck_every: int) -> tuple[int, float]:
+        simulator.requests.clear()
+        result = await scan(
+            sessions,
+            gitlab_client,
+            concurrency=args.concurrency,
+            remind_after=timedelta(days=1),
+            recheck_every=recheck_every,
+        )
+        mirrors = [r for r in simulator.requests.entries if "mirror" in r.path]
+        return len(mirrors), result.seconds
+
+    # Paths are read once a day: a first scan reads them, so that no figure includes them.
+    await one_scan(1)
+    figures["before_requests"], figures["before_seconds"] = await one_scan(1)
+    steady = [await one_scan(args.recheck_every) for _ in range(args.scans)]
+    figures["after_requests"] = sum(r for r, _ in steady) / len(steady)
+    figures["after_seconds"] = sum(s for _, s in steady) / len(steady)
+    figures["after_max_requests"] = max(r for r, _ in steady)
+    await http.aclose()
+    await engine.dispose()
+    simulator.stop()
+    return figures
+
+
 def max_in_window(stamps: list[float], window: float) -> int:
     worst, start = 0, 0
     for end, stamp in enumerate(stamps):
@@ -155,7 +213,51 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--figures", help="also write the figures to this JSON file")
+    parser.add_argument("--presence", action="store_true", help="requests per scan, see above")
+    parser.add_argument("--pull-share", type=float, default=0.1)
+    parser.add_argument("--recheck-every", type=int, default=10)
+    parser.add_argument("--scans", type=int, default=3, help="steady scans to average")
     args = parser.parse_args()
+    if args.presence:
+        if args.tiny:
+            args.projects, args.scans = 100, 10
+        figures = asyncio.run(presence_run(args))
+        per = figures["projects"]
+        print(
+            f"monitor presence: {per} watched projects with a push mirror, "
+            f"{figures['with_pull']} with a pull mirror too; re-checks every "
+            f"{args.recheck_every} scans; {args.concurrency} at a time, "
+            f"{args.latency * 1000:.0f} ms latency, no budget"
+        )
+        print(
+            table(
+                "one scan (after: mean of the scans after the first)",
+                [
+                    (
+                        "GitLab requests per scan",
+                        figures["after_requests"],
+                        figures["before_requests"],
+                    ),
+                    (
+                        "per watched project",
+                        figures["after_requests"] / per,
+                        figures["before_requests"] / per,
+                    ),
+                    (
+                        "scan seconds (no budget)",
+                        figures["after_seconds"],
+                        figures["before_seconds"],
+                    ),
+                    (
+                        "scan seconds at 2,000/min",
+                        figures["after_requests"] / 2000 * 60,
+                        figures["before_requests"] / 2000 * 60,
+                    ),
+                ],
+            ).replace("baseline", "before")
+        )
+        write_figures(args.figures, figures)
+        return 0 if figures["after_requests"] < figures["before_requests"] else 1
     if args.tiny:
         args.projects, args.budget, args.window, args.sample = 40, 60, 6.0, 20
     figures = asyncio.run(run(args))

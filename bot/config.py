@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # user) and how many projects it reads at once.
     mirrorbot_gitlab_requests_per_minute: int = Field(default=1500, gt=0)
     mirrorbot_monitor_concurrency: int = Field(default=10, gt=0, le=200)
+    # A project's push mirrors, or its pull mirror, that the monitor found absent are looked
+    # for again every Nth scan (1: every scan, as before); a webhook's checks always look.
+    mirrorbot_recheck_every: int = Field(default=10, gt=0, le=1000)
     # Seconds the monitor's leader holds its lease between renewals: when it dies,
     # another replica takes over within this plus one poll interval.
     mirrorbot_leader_lease: int = Field(default=30, ge=3)

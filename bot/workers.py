@@ -181,6 +181,7 @@ class Workers:
             gitlab,
             concurrency=self.services.settings.mirrorbot_monitor_concurrency,
             remind_after=self.remind_after,
+            recheck_every=self.services.settings.mirrorbot_recheck_every,
         )
         metrics.MONITOR_CYCLE.observe(result.seconds)
         log.info(

@@ -12,9 +12,13 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 def run_tiny(script: str, tmp_path: Path) -> dict[str, Any]:
+    return run_tiny_with(script, tmp_path)
+
+
+def run_tiny_with(script: str, tmp_path: Path, *flags: str) -> dict[str, Any]:
     figures = tmp_path / "figures.json"
     result = subprocess.run(
-        [sys.executable, str(BENCH / script), "--tiny", "--figures", str(figures)],
+        [sys.executable, str(BENCH / script), "--tiny", *flags, "--figures", str(figures)],
         cwd=BENCH,
         capture_output=True,
         text=True,
@@ -76,3 +80,32 @@ def test_fleet_discovery_lists_a_group_in_pages_and_the_scan_reads_every_project
     assert figures["discovery_requests"] == 3  # 100 a page
     assert figures["scan_checked"] == 250
     assert figures["scan_requests"] >= 2 * figures["projects"]  # push and pull of each
+
+
+def test_answers_take_one_round_trip_where_the_base_commit_took_two_or_three(tmp_path: Path):
+    figures = run_tiny("answers.py", tmp_path)
+    [ours] = [v for k, v in figures["ours"].items() if k != "burst"]
+    [base] = [v for k, v in figures["base"].items() if k != "burst"]
+    for command in figures["commands"]:
+        assert ours[command]["round_trips"] == 1, command
+        assert base[command]["round_trips"] >= 2, command
+    # list: push mirrors and pull mirror; key: the key and its mirror; sync: POST and a read.
+    assert {c: ours[c]["requests"] for c in figures["commands"]} == {
+        "list": 2,
+        "show": 1,
+        "key": 2,
+        "pull": 1,
+        "sync": 2,
+    }
+    burst = figures["ours"]["burst"]
+    assert burst["replies"] == 20
+    assert burst["gitlab_requests"] < figures["base"]["burst"]["gitlab_requests"]
+
+
+def test_monitor_reads_only_the_mirrors_projects_have_after_its_first_scan(tmp_path: Path):
+    figures = run_tiny_with("monitor_scale.py", tmp_path, "--presence")
+    projects, with_pull = figures["projects"], figures["with_pull"]
+    assert figures["before_requests"] == 2 * projects
+    # Each project's push mirrors, the pull mirrors that exist, and a tenth re-checked.
+    assert figures["after_max_requests"] <= projects + with_pull + projects // 10
+    assert figures["after_requests"] >= projects + with_pull

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from bot.gitlab.refs import ProjectRef
 
 
 class MirrorActions(StrEnum):
@@ -58,11 +60,32 @@ class _Payload(BaseModel):
 
 
 class MirrorRef(_Payload):
-    """A button's target: the project by id (paths change) and the push mirror."""
+    """A button's target: the project by id (paths change) or, where the answer was made
+    without looking the project up, by the path the person typed; and the push mirror."""
 
-    project_id: int
+    project_id: int | None = None
+    project_path: str | None = None
     mirror_id: int | None = None
     offset: int | None = None
+
+    @model_validator(mode="after")
+    def _names_a_project(self) -> MirrorRef:
+        if self.project_id is None and not self.project_path:
+            raise ValueError("a button must name its project")
+        return self
+
+    @staticmethod
+    def to(project: ProjectRef, mirror_id: int | None = None, **more: int) -> MirrorRef:
+        if project.is_numeric:
+            return MirrorRef(project_id=int(project.value), mirror_id=mirror_id, **more)
+        return MirrorRef(project_path=project.value, mirror_id=mirror_id, **more)
+
+    @property
+    def project(self) -> ProjectRef:
+        if self.project_id is not None:
+            return ProjectRef(str(self.project_id))
+        assert self.project_path is not None
+        return ProjectRef(self.project_path)
 
 
 class ApprovalRef(_Payload):

@@ -17,7 +17,7 @@ from bot.commands.actions import (
     RotationActions,
     RotationRef,
 )
-from bot.commands.parse import Command
+from bot.commands.parse import Command, UsageError
 from bot.commands.results import ApprovalDecided, MirrorList, Muted, Reply
 from bot.commands.rotation import key_installed
 from bot.commands.run import Actor, request_change, run_command, run_guarded
@@ -38,13 +38,17 @@ from bot.store.models import utcnow
 
 MUTE_FOR = timedelta(hours=24)
 _CHANGES = {
-    MirrorActions.SYNC: Operation.SYNC,
     MirrorActions.ENABLE: Operation.ENABLE,
     MirrorActions.DISABLE: Operation.DISABLE,
     MirrorActions.DELETE: Operation.DELETE,
     MirrorActions.PULL_SYNC: Operation.PULL_SYNC,
 }
-_READS = {MirrorActions.PUBLIC_KEY: "key", MirrorActions.DETAILS: "show"}
+# Run as the command would: reads and a sync in one round trip (bot/commands/run.py).
+_AS_COMMAND = {
+    MirrorActions.PUBLIC_KEY: "key",
+    MirrorActions.DETAILS: "show",
+    MirrorActions.SYNC: "sync",
+}
 
 _APPROVAL_ACTIONS = frozenset(action.value for action in ApprovalActions)
 
@@ -65,16 +69,18 @@ async def _press(action_id: str, value: str, actor: Actor, services: Services) -
         rotation_id = RotationRef.model_validate_json(value).rotation_id
         return await key_installed(rotation_id, actor, services)
     target = MirrorRef.model_validate_json(value)
-    project = ProjectRef(str(target.project_id))
+    project = target.project
     if action_id == AlertActions.MUTE:
         return await mute(project, target.mirror_id, actor, services)
     mirror_action = MirrorActions(action_id.removesuffix("-prev"))
     gitlab = await services.accounts.gitlab_for(actor.slack_user)
     if mirror_action is MirrorActions.PAGE:
         return MirrorList(await list_project_mirrors(gitlab, project), target.offset or 0)
-    if mirror_action in _READS:
+    if mirror_action in _AS_COMMAND:
+        if target.mirror_id is None:
+            raise UsageError("that button names no mirror")
         return await run_command(
-            Command(_READS[mirror_action], project, target.mirror_id), actor, services
+            Command(_AS_COMMAND[mirror_action], project, target.mirror_id), actor, services
         )
     return await request_change(
         gitlab, _CHANGES[mirror_action], project, target.mirror_id, {}, actor, services

@@ -14,7 +14,8 @@ from bot.domain.mirrors import OperationOutcome, OperationRequest, ProjectMirror
 from bot.domain.project_access import UncheckedProject
 from bot.domain.rotations import Rotation
 from bot.domain.subscriptions import MirrorObservation, MuteInfo, SubscriptionInfo
-from bot.gitlab.models import Project, PullMirror, PushMirror
+from bot.gitlab.models import PullMirror, PushMirror
+from bot.gitlab.refs import ProjectRef
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,19 @@ class MirrorList:
 
 @dataclass(frozen=True)
 class MirrorDetails:
-    project: Project
+    project: ProjectRef  # as typed, or by id and path where GitLab gave the path
     mirror: PushMirror
 
 
 @dataclass(frozen=True)
 class PullDetails:
-    project: Project
+    project: ProjectRef
     pull: PullMirror
 
 
 @dataclass(frozen=True)
 class PublicKeyInfo:
-    project: Project
+    project: ProjectRef
     mirror_id: int
     public_key: str
 
@@ -83,7 +84,7 @@ class SyncStarted:
     finished or failed (`settled` holds those mirrors' ids)."""
 
     actor_id: str
-    project: Project
+    project: ProjectRef
     mirrors: list[PushMirror]
     skipped: list[str] = field(default_factory=list)  # one line per mirror not synced
     settled: frozenset[int] = frozenset()

@@ -6,6 +6,7 @@ touches Slack. Errors a person can act on come back as `Problem`, never as excep
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -31,7 +32,7 @@ from bot.commands.results import (
     SyncStarted,
     Watching,
 )
-from bot.domain import digest, groups, monitor, project_access
+from bot.domain import audit, digest, groups, monitor, project_access
 from bot.domain.accounts import SlackUser, gitlab_user_of
 from bot.domain.approvals import visible_to
 from bot.domain.changes import (
@@ -48,14 +49,16 @@ from bot.domain.mirrors import (
     OperationRequest,
     list_project_mirrors,
     pull_mirror_or_none,
+    push_mirror_public_key,
     require_maintainer,
 )
 from bot.domain.subscriptions import PULL_KEY, push_key
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
-from bot.gitlab.models import Project, PullMirror, PushMirror
+from bot.gitlab.models import PullMirror, PushMirror
 from bot.gitlab.refs import GroupRef, ProjectRef
 from bot.services import Services
+from bot.store.db import transaction
 
 T = TypeVar("T")
 
@@ -146,20 +149,18 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
         )
         return InventoryReport(inventory, command.csv)
     project_ref = _required(command.project)
+    # Reads: one round trip each, named as the person named the project (bot/domain/mirrors.py).
     if name == "list":
         return MirrorList(await list_project_mirrors(gitlab, project_ref))
     if name == "show":
-        project = await gitlab.get_project(project_ref)
-        mirror = await gitlab.get_push_mirror(_canonical(project), _required(command.mirror_id))
-        return MirrorDetails(project, mirror)
+        mirror = await gitlab.get_push_mirror(project_ref, _required(command.mirror_id))
+        return MirrorDetails(project_ref, mirror)
     if name == "key":
-        project = await gitlab.get_project(project_ref)
         mirror_id = _required(command.mirror_id)
-        key = await gitlab.get_push_mirror_public_key(_canonical(project), mirror_id)
-        return PublicKeyInfo(project, mirror_id, key)
+        key = await push_mirror_public_key(gitlab, project_ref, mirror_id)
+        return PublicKeyInfo(project_ref, mirror_id, key)
     if name == "pull":
-        project = await gitlab.get_project(project_ref)
-        return PullDetails(project, await gitlab.get_pull_mirror(_canonical(project)))
+        return PullDetails(project_ref, await gitlab.get_pull_mirror(project_ref))
     if name == "watch":
         channel = await channel_to_watch_into(
             services.channels, command.channel or ChannelName(id=actor.channel_id), actor.user_id
@@ -194,8 +195,14 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
             if ended
             else f"{what} was not muted in this channel"
         )
+    if name == "sync" and Operation.SYNC not in services.approval_required:
+        if command.mirror_id is None:
+            return await sync_all(gitlab, project_ref, actor, services)
+        return await sync_one(gitlab, project_ref, command.mirror_id, actor, services)
     if name == "sync" and command.mirror_id is None:
-        return await sync_all(gitlab, project_ref, actor, services)
+        raise UsageError(
+            "syncs need approval here: name one mirror", "/mirror sync PROJECT MIRROR_ID"
+        )
     operation = Operation(name)
     return await request_change(
         gitlab, operation, project_ref, command.mirror_id, {}, actor, services
@@ -309,32 +316,88 @@ async def request_change(
         gitlab, request, actor_id=actor.user_id, sessions=services.sessions
     )
     if operation is Operation.SYNC and outcome.push_mirror is not None:
-        return SyncStarted(actor.user_id, project, [outcome.push_mirror])
+        return SyncStarted(actor.user_id, request.project, [outcome.push_mirror])
     return ChangeMade(actor.user_id, request, outcome)
+
+
+async def sync_one(
+    gitlab: GitLabClient, project_ref: ProjectRef, mirror_id: int, actor: Actor, services: Services
+) -> Reply:
+    """Ask for the sync and read the mirror at once: the answer goes out after GitLab's 204,
+    one round trip, and the reply follows from there. The read may land just before the
+    sync or just after; either is a baseline `follow_push_mirror` can settle from."""
+    sync, mirror = await asyncio.gather(
+        gitlab.sync_push_mirror(project_ref, mirror_id),
+        gitlab.get_push_mirror(project_ref, mirror_id),
+        return_exceptions=True,
+    )
+    if isinstance(sync, BaseException):
+        await _audit_sync(services, actor, project_ref, mirror_id, str(_user_message(sync)))
+        raise sync
+    summary = f"started a sync of push mirror {mirror_id}"
+    await _audit_sync(services, actor, project_ref, mirror_id, summary, executed=True)
+    if isinstance(mirror, BaseException):
+        if not isinstance(mirror, GitLabError):
+            raise mirror
+        return Info(f"{summary} of {project_ref}; GitLab may delay it by up to 5 minutes")
+    return SyncStarted(actor.user_id, project_ref, [mirror])
 
 
 async def sync_all(
     gitlab: GitLabClient, project_ref: ProjectRef, actor: Actor, services: Services
 ) -> Reply:
-    if Operation.SYNC in services.approval_required:
-        raise UsageError(
-            "syncs need approval here: name one mirror", "/mirror sync PROJECT MIRROR_ID"
-        )
-    project = await require_maintainer(gitlab, project_ref)
-    ref = _canonical(project)
-    started, skipped = [], []
-    for mirror in await gitlab.list_push_mirrors(ref):
-        if not mirror.enabled:
-            skipped.append(f"mirror {mirror.id} is disabled")
-            continue
-        try:
-            await gitlab.sync_push_mirror(ref, mirror.id)
-            started.append(await gitlab.get_push_mirror(ref, mirror.id))
-        except GitLabError as exc:
-            skipped.append(f"mirror {mirror.id}: {exc.user_message}")
+    """Every enabled push mirror's sync asked for at once, after one read of the list."""
+    mirrors = await gitlab.list_push_mirrors(project_ref)
+    enabled = [m for m in mirrors if m.enabled]
+    skipped = [f"mirror {m.id} is disabled" for m in mirrors if not m.enabled]
+    outcomes = await asyncio.gather(
+        *(gitlab.sync_push_mirror(project_ref, m.id) for m in enabled), return_exceptions=True
+    )
+    started = []
+    for mirror, outcome in zip(enabled, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, GitLabError):
+                raise outcome
+            skipped.append(f"mirror {mirror.id}: {outcome.user_message}")
+            await _audit_sync(services, actor, project_ref, mirror.id, outcome.user_message)
+        else:
+            started.append(mirror)  # as read before the sync: the follow's baseline
+            await _audit_sync(
+                services,
+                actor,
+                project_ref,
+                mirror.id,
+                f"started a sync of push mirror {mirror.id}",
+                executed=True,
+            )
     if not started and not skipped:
-        return Info(f"{project.path_with_namespace} has no push mirrors")
-    return SyncStarted(actor.user_id, project, started, skipped)
+        return Info(f"{project_ref} has no push mirrors")
+    return SyncStarted(actor.user_id, project_ref, started, skipped)
+
+
+async def _audit_sync(
+    services: Services,
+    actor: Actor,
+    project: ProjectRef,
+    mirror_id: int,
+    result: str,
+    *,
+    executed: bool = False,
+) -> None:
+    async with transaction(services.sessions) as session:
+        audit.record(
+            session,
+            actor=actor.user_id,
+            event=audit.AuditEvent.EXECUTED if executed else audit.AuditEvent.FAILED,
+            operation=Operation.SYNC.value,
+            project=str(project),
+            mirror_id=mirror_id,
+            result=result,
+        )
+
+
+def _user_message(exc: BaseException) -> str:
+    return getattr(exc, "user_message", None) or type(exc).__name__
 
 
 async def status_report(channel_id: str, services: Services, *, refresh: bool) -> Reply:
@@ -377,10 +440,6 @@ async def _admin_users(command: Command, actor: Actor, services: Services) -> Re
             else f"<@{command.target_user}> was not linked"
         )
     return LinkedUsers(await services.accounts.list_links(actor.team_id))
-
-
-def _canonical(project: Project) -> ProjectRef:
-    return ProjectRef.of(project.id, project.path_with_namespace)
 
 
 def _required(value: T | None) -> T:

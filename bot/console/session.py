@@ -154,7 +154,7 @@ class ConsoleSession:
         if choice.action_id in (RotationActions.ROTATE, RotationActions.RECREATE):
             target = MirrorRef.model_validate_json(choice.value)
             assert target.mirror_id is not None
-            project = ProjectRef(str(target.project_id))
+            project = target.project
             mirror_id = target.mirror_id
             reply = await run_guarded(lambda: self.rotate(project, mirror_id))
         else:
@@ -172,7 +172,7 @@ class ConsoleSession:
         """Print each mirror's status as it changes until it settles, as Slack's reply does;
         True only if GitLab finished every sync (what `-c` exits 0 for)."""
         gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
-        ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
+        ref = reply.project
         current = {m.id: m for m in reply.mirrors}
         settled: set[int] = set()
         for requested in reply.mirrors:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain import audit
 from bot.domain.audit import AuditEvent
 from bot.domain.mirrors import Operation, OperationOutcome, OperationRequest, execute_operation
+from bot.domain.monitor import forget_presence
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import PullMirror, PushMirror
@@ -171,6 +172,9 @@ async def perform_change(
         await _audit(sessions, request, actor_id, AuditEvent.FAILED, exc.user_message)
         raise
     await _audit(sessions, request, actor_id, AuditEvent.EXECUTED, outcome.summary)
+    if request.operation in (Operation.ADD, Operation.PULL_CONFIG):
+        async with transaction(sessions) as session:  # the monitor looks at it afresh
+            await forget_presence(session, request.project_id)
     return outcome
 
 

@@ -7,13 +7,17 @@ they happen at once or after an approval (`execute_operation`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.gitlab.client import GitLabClient
-from bot.gitlab.errors import InsufficientRole, PullMirrorNotConfigured
+from bot.gitlab.errors import (
+    GitLabError,
+    InsufficientRole,
+    PullMirrorNotConfigured,
+)
 from bot.gitlab.models import (
     MAINTAINER,
     Project,
@@ -24,6 +28,9 @@ from bot.gitlab.models import (
     PushMirrorUpdate,
 )
 from bot.gitlab.refs import ProjectRef
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 class Operation(StrEnum):
@@ -61,7 +68,7 @@ _VERBS = {
 class ProjectMirrors:
     """Everything `/mirror list` shows of one project."""
 
-    project: Project
+    project: ProjectRef  # as the person named it: the mirror answers carry no project
     push_mirrors: list[PushMirror]
     pull_mirror: PullMirror | None
     pull_note: str | None  # why there is no pull mirror to show
@@ -103,16 +110,39 @@ async def require_maintainer(gitlab: GitLabClient, ref: ProjectRef) -> Project:
     return project
 
 
+# Reads go out in one round trip: `:id` may be the path, so no project lookup comes first,
+# and what one answer needs is asked for at once. GitLab's refusals say enough; only a
+# 401 costs one more request (`GET /user`, in the client) to tell a role from a token.
+
+
 async def list_project_mirrors(gitlab: GitLabClient, ref: ProjectRef) -> ProjectMirrors:
-    project = await gitlab.get_project(ref)
-    canonical = ProjectRef.of(project.id, project.path_with_namespace)
-    push_mirrors, pull = await asyncio.gather(
-        gitlab.list_push_mirrors(canonical),
-        _pull_or_note(gitlab, canonical),
-        return_exceptions=False,
+    push_mirrors, (pull_mirror, pull_note) = await _both(
+        gitlab.list_push_mirrors(ref), _pull_or_note(gitlab, ref)
     )
-    pull_mirror, pull_note = pull
-    return ProjectMirrors(project, push_mirrors, pull_mirror, pull_note)
+    return ProjectMirrors(ref, push_mirrors, pull_mirror, pull_note)
+
+
+async def push_mirror_public_key(gitlab: GitLabClient, ref: ProjectRef, mirror_id: int) -> str:
+    """The key, read beside the mirror: GitLab's 404 for the key means "no such mirror" or
+    "not an SSH-key mirror", and the mirror's own answer tells which."""
+    _, key = await _both(
+        gitlab.get_push_mirror(ref, mirror_id),
+        gitlab.get_push_mirror_public_key(ref, mirror_id, read_mirror_on_404=False),
+    )
+    return key
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both at once; the first one's error wins (it says more: the mirror, the project)."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for outcome in (a, b):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, GitLabError):
+            raise outcome
+    if isinstance(a, BaseException):
+        raise a
+    if isinstance(b, BaseException):
+        raise b
+    return a, b
 
 
 async def _pull_or_note(

@@ -3,6 +3,11 @@
 GitLab fires no webhook when a mirror fails, so the monitor polls every watched project
 with the service token, at most `concurrency` at a time and within a requests-per-minute
 budget. A push schedules extra checks, because push mirrors update after the push.
+
+Most projects have push mirrors or a pull mirror, rarely both, and some have none: a scan
+reads only what a project was seen to have (`MirrorPresence`), and looks again for what it
+lacks every Nth scan, spread over the projects by id. Checks outside the scan (a push's,
+`status --refresh`) read everything.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain.alerts import ProjectCheck, apply_checks, snapshots
@@ -28,9 +34,18 @@ from bot.domain.project_access import (
     unreadable,
 )
 from bot.domain.subscriptions import observe_project
+from bot.gitlab import errors
 from bot.gitlab.client import GitLabClient
+from bot.gitlab.models import PullMirror, PushMirror
+from bot.gitlab.refs import ProjectRef
 from bot.store.db import transaction
-from bot.store.models import ScheduledCheck, Subscription, utcnow
+from bot.store.models import (
+    MirrorPresence,
+    MonitorScans,
+    ScheduledCheck,
+    Subscription,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +55,26 @@ class ScanResult:
     checked: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: int = 0  # projects with no mirror, not due for a re-check: nothing read
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Which mirrors a project was last seen to have."""
+
+    push: bool
+    pull: bool
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one check of one project asks GitLab for."""
+
+    push: bool = True
+    pull: bool = True
+
+
+ALL = Reads()
 
 
 async def watched_projects(sessions: async_sessionmaker[AsyncSession]) -> dict[int, str]:
@@ -73,23 +108,43 @@ async def check_projects(
     concurrency: int,
     remind_after: timedelta,
     batch: int = 100,
+    scan_number: int | None = None,
+    recheck_every: int = 1,
 ) -> ScanResult:
     """Read GitLab `concurrency` projects at a time; one writer applies what they saw in
     batches, as it arrives, so the database is never the bottleneck and a failure found
     early in a long scan alerts at once. A project that cannot be read is that project's
-    problem (see project_access): the others are checked all the same."""
+    problem (see project_access): the others are checked all the same. With a
+    `scan_number`, a project is read only for the mirrors it has, except every
+    `recheck_every`th scan (see the module's docstring)."""
     started = time.monotonic()
     result = ScanResult()
     projects = list(projects)
     limit = asyncio.Semaphore(concurrency)
     seen: asyncio.Queue[tuple[ProjectCheck | None, Readable | Unreadable] | None] = asyncio.Queue()
     read_path = await paths_to_check(sessions, (project_id for project_id, _ in projects))
+    known = await presence_of(sessions, [project_id for project_id, _ in projects])
+    learned: dict[int, Presence] = {}
+
+    def reads_for(project_id: int) -> Reads:
+        presence = known.get(project_id)
+        if scan_number is None or presence is None:
+            return ALL
+        if (scan_number + project_id) % recheck_every == 0:
+            return ALL
+        return Reads(push=presence.push, pull=presence.pull)
 
     async def read(project_id: int, known_path: str | None) -> None:
         path = None if project_id in read_path else known_path
+        reads = reads_for(project_id)
+        if not (reads.push or reads.pull):
+            result.skipped += 1
+            return
         async with limit:
             try:
-                path, push, pull = await observe_project(gitlab, project_id, path)
+                path, push, pull, presence = await observe_mirrors(
+                    gitlab, project_id, path, reads, known.get(project_id)
+                )
             except Exception as exc:  # one project's trouble never ends the scan
                 problem = unreadable(project_id, known_path or str(project_id), exc)
                 words = problem.what if problem else getattr(exc, "user_message", repr(exc))
@@ -99,6 +154,8 @@ async def check_projects(
                 else:
                     await seen.put((None, problem))
                 return
+        if presence != known.get(project_id):
+            learned[project_id] = presence
         check = ProjectCheck(project_id, path, snapshots(push, pull))
         await seen.put((check, Readable(project_id, path, path_checked=project_id in read_path)))
 
@@ -120,6 +177,8 @@ async def check_projects(
                 await apply_checks(sessions, checks, remind_after=remind_after)
                 result.checked += len(checks)
             await record_access(sessions, [outcome for _, outcome in items])
+            if learned:
+                await record_presence(sessions, _drained(learned))
 
     writer = asyncio.create_task(write())
     try:
@@ -131,16 +190,164 @@ async def check_projects(
     return result
 
 
+async def observe_mirrors(
+    gitlab: GitLabClient,
+    project_id: int,
+    path: str | None,
+    reads: Reads = ALL,
+    known: Presence | None = None,
+) -> tuple[str, list[PushMirror], PullMirror | None, Presence]:
+    """Read what `reads` asks for, at once; what is not read is as last seen (absent).
+    Returns the path (read first when not given), the mirrors, and what was learned."""
+    if path is None:
+        path = (await gitlab.get_project(ProjectRef(str(project_id)))).path_with_namespace
+    ref = ProjectRef.of(project_id, path)
+    no_push: list[PushMirror] = []
+
+    async def none() -> None:
+        return None
+
+    push_read, pull_read = await asyncio.gather(
+        gitlab.list_push_mirrors(ref) if reads.push else _as_is(no_push),
+        _pull_mirror(gitlab, ref) if reads.pull else none(),
+        return_exceptions=True,
+    )
+    for outcome in (push_read, pull_read):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    assert not isinstance(push_read, BaseException)
+    assert not isinstance(pull_read, BaseException)
+    push = push_read
+    pull, has_pull = pull_read if reads.pull and pull_read is not None else (None, None)
+    presence = Presence(
+        push=bool(push) if reads.push else bool(known and known.push),
+        pull=has_pull if has_pull is not None else bool(known is None or known.pull),
+    )
+    return path, push, pull, presence
+
+
+async def _as_is(value: list[PushMirror]) -> list[PushMirror]:
+    return value
+
+
+async def _pull_mirror(
+    gitlab: GitLabClient, ref: ProjectRef
+) -> tuple[PullMirror | None, bool | None]:
+    """The pull mirror and whether the project has one (None: GitLab would not say)."""
+    try:
+        return await gitlab.get_pull_mirror(ref), True
+    except errors.PullMirrorNotConfigured:
+        return None, False
+    except errors.InsufficientRole:
+        return None, None
+    except errors.ProjectNotFound:
+        raise
+    except errors.GitLabError as exc:
+        if exc.status == 404:  # no pull-mirror route at all (GitLab's free edition)
+            return None, False
+        raise
+
+
+def _drained(learned: dict[int, Presence]) -> dict[int, Presence]:
+    taken = dict(learned)
+    learned.clear()
+    return taken
+
+
+async def presence_of(
+    sessions: async_sessionmaker[AsyncSession], project_ids: list[int]
+) -> dict[int, Presence]:
+    found: dict[int, Presence] = {}
+    async with sessions() as session:
+        for start in range(0, len(project_ids), 500):
+            rows = await session.execute(
+                select(
+                    MirrorPresence.project_id,
+                    MirrorPresence.has_push_mirrors,
+                    MirrorPresence.has_pull_mirror,
+                ).where(MirrorPresence.project_id.in_(project_ids[start : start + 500]))
+            )
+            for project_id, push, pull in rows.all():
+                found[project_id] = Presence(push=push, pull=pull)
+    return found
+
+
+async def record_presence(
+    sessions: async_sessionmaker[AsyncSession], learned: dict[int, Presence]
+) -> None:
+    """Store what checks learned (a row per project, replaced)."""
+    if not learned:
+        return
+    now = utcnow()
+    async with transaction(sessions) as session:
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        insert = postgres_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(MirrorPresence)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[MirrorPresence.project_id],
+                set_={
+                    "has_push_mirrors": statement.excluded.has_push_mirrors,
+                    "has_pull_mirror": statement.excluded.has_pull_mirror,
+                    "learned_at": statement.excluded.learned_at,
+                },
+            ),
+            [
+                {
+                    "project_id": project_id,
+                    "has_push_mirrors": presence.push,
+                    "has_pull_mirror": presence.pull,
+                    "learned_at": now,
+                }
+                for project_id, presence in sorted(learned.items())
+            ],
+        )
+
+
+async def forget_presence(session: AsyncSession, project_id: int) -> None:
+    """A mirror was just added or configured here: the next scan reads everything."""
+    await session.execute(delete(MirrorPresence).where(MirrorPresence.project_id == project_id))
+
+
+async def next_scan_number(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Count one more full scan, in the database: restarts and a new leader go on from it."""
+    for attempt in range(3):
+        try:
+            async with transaction(sessions) as session:
+                result = await session.execute(
+                    update(MonitorScans)
+                    .where(MonitorScans.name == "monitor")
+                    .values(scans=MonitorScans.scans + 1)
+                    .returning(MonitorScans.scans)
+                )
+                counted = result.scalar_one_or_none()
+                if counted is None:
+                    session.add(MonitorScans(name="monitor", scans=1))
+                    return 1
+                return int(counted)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def scan(
     sessions: async_sessionmaker[AsyncSession],
     gitlab: GitLabClient,
     *,
     concurrency: int,
     remind_after: timedelta,
+    recheck_every: int = 1,
 ) -> ScanResult:
     projects = await watched_projects(sessions)
     return await check_projects(
-        sessions, gitlab, projects.items(), concurrency=concurrency, remind_after=remind_after
+        sessions,
+        gitlab,
+        projects.items(),
+        concurrency=concurrency,
+        remind_after=remind_after,
+        scan_number=await next_scan_number(sessions),
+        recheck_every=recheck_every,
     )
 
 

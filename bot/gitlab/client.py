@@ -91,6 +91,7 @@ class _Call:
     params: dict[str, Any] | None = None
     json: dict[str, Any] | None = None
     group: GroupRef | None = None
+    read_mirror_on_404: bool = True  # public_key: find out what its 404 means
 
 
 class Credentials(Protocol):
@@ -154,7 +155,11 @@ class GitLabClient:
         body = await self._json(self._mirror_call("GET", project, mirror_id, ""))
         return _parsed(PushMirror, body)
 
-    async def get_push_mirror_public_key(self, project: ProjectRef, mirror_id: int) -> str:
+    async def get_push_mirror_public_key(
+        self, project: ProjectRef, mirror_id: int, *, read_mirror_on_404: bool = True
+    ) -> str:
+        """`read_mirror_on_404=False` where the caller reads the mirror itself, at the same
+        time: a 404 is then "not an SSH-key mirror" unless that read says otherwise."""
         call = _Call(
             "GET",
             f"/projects/{project.api_id}/remote_mirrors/{mirror_id}/public_key",
@@ -162,6 +167,7 @@ class GitLabClient:
             safe_to_repeat=True,
             project=project,
             mirror_id=mirror_id,
+            read_mirror_on_404=read_mirror_on_404,
         )
         return _parsed(PublicKey, await self._json(call)).public_key
 
@@ -360,15 +366,18 @@ class GitLabClient:
         message = errors.message_from_body(body)
         project = str(call.project) if call.project else "the project"
         if status == 401:
-            # Push-mirror routes answer 401 for a valid token below Maintainer too.
-            if call.route in (Route.PUSH_MIRROR, Route.PUBLIC_KEY) and await self._token_works():
-                return errors.InsufficientRole(project, status=401)
+            # Push-mirror routes answer 401 for a valid token below Maintainer too: the
+            # project's own answer tells the two apart, and names it.
+            if call.route in (Route.PUSH_MIRROR, Route.PUBLIC_KEY) and call.project is not None:
+                return await self._role_or_token(call.project)
             return errors.TokenRejected()
         if status == 403:
             if isinstance(body, dict) and body.get("error") == "insufficient_scope":
                 return errors.InsufficientScope(str(body.get("scope") or "api"))
             if "on pause" in message:
                 return errors.MirroringPaused(project)
+            if call.project is not None:
+                project = await self._name_of(call.project)
             return errors.InsufficientRole(project)
         if status == 404:
             if call.route is Route.GROUP and call.group is not None:
@@ -380,9 +389,11 @@ class GitLabClient:
                     )
                 return errors.ProjectNotFound(project)
             if call.route is Route.PUBLIC_KEY and call.mirror_id is not None:
+                if not call.read_mirror_on_404:
+                    return errors.PublicKeyUnavailable(call.mirror_id)
                 return await self._public_key_missing(call.project, call.mirror_id)
             if call.mirror_id is not None:
-                return errors.MirrorNotFound(project, call.mirror_id)
+                return errors.MirrorNotFound(await self._name_of(call.project), call.mirror_id)
             return errors.GitLabError(f"GitLab has no such resource ({message})", status=404)
         if status in (400, 422):
             if call.route is Route.PULL_MIRROR and "not mirrored" in message:
@@ -402,12 +413,29 @@ class GitLabClient:
             return errors.ServerError(status)
         return errors.GitLabError(f"GitLab answered {status}: {message}", status=status)
 
-    async def _token_works(self) -> bool:
+    async def _role_or_token(self, ref: ProjectRef) -> errors.GitLabError:
+        """After a 401 from a push-mirror route: a token GitLab rejects, or one below
+        Maintainer (named by the project's path, which a typed id does not show)."""
         try:
-            await self.get_current_user()
+            project = await self.get_project(ref)
+        except errors.TokenRejected as exc:
+            return exc
         except errors.GitLabError:
-            return False
-        return True
+            try:  # the project hides itself (or GitLab is unwell): ask about the token
+                await self.get_current_user()
+            except errors.GitLabError:
+                return errors.TokenRejected()
+            return errors.InsufficientRole(str(ref), status=401)
+        return errors.InsufficientRole(project.path_with_namespace, status=401)
+
+    async def _name_of(self, ref: ProjectRef) -> str:
+        """How to name the project in an error: a typed id means little to people."""
+        if not ref.is_numeric or ref.label:
+            return str(ref)
+        try:
+            return (await self.get_project(ref)).path_with_namespace
+        except errors.GitLabError:
+            return str(ref)
 
     async def _public_key_missing(self, project: ProjectRef, mirror_id: int) -> errors.GitLabError:
         # public_key's 404 means either "no such mirror" or "not an SSH-key mirror".

@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+POOL_WAIT = 60.0  # seconds a request may wait for a free connection, then connect
+
 
 class Refused(Exception):
     """Nothing accepted the connection: the request certainly never left."""
@@ -86,9 +88,12 @@ class GitLabHTTP:
         self.base_url = f"{self.root_url}/api/v4"
         self._user_agent = user_agent
         self._max_connections = max_connections
-        # A pool wait counts against `connect`, as with any client that queues for one.
+        # A burst queues for the pool (500 commands at 1 s latency wait several seconds
+        # for a connection): that wait is bounded on its own (`connect` covers the wait
+        # and the connecting), so it never looks like a dead GitLab and sends retries
+        # into the queue; `sock_connect` bounds the TCP connect itself.
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=min(timeout, 5.0), sock_read=timeout
+            total=None, connect=POOL_WAIT, sock_connect=min(timeout, 5.0), sock_read=timeout
         )
         self._session: aiohttp.ClientSession | None = None
 

@@ -42,6 +42,7 @@ class RecordedRequest:
     at: float = field(default_factory=time.monotonic)  # when it arrived (as rate limits count)
     token_id: str | None = None  # a hash of the token: which token, never the token
     user_agent: str | None = None
+    answered_at: float = field(default_factory=time.monotonic)  # recorded as it is answered
 
 
 @dataclass
@@ -64,6 +65,18 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self.entries.clear()
+
+    def round_trips(self, since: float = 0.0, until: float = float("inf")) -> int:
+        """How many GitLab round trips the requests since `since` took one after another:
+        a request that arrived after another was answered waited for it (it is one round
+        trip further); requests sent together count once. Needs some latency to tell."""
+        with self._lock:
+            entries = sorted((e for e in self.entries if since <= e.at < until), key=lambda e: e.at)
+        depth: list[int] = []
+        for n, entry in enumerate(entries):
+            before = [depth[m] for m in range(n) if entries[m].answered_at <= entry.at]
+            depth.append(1 + max(before, default=0))
+        return max(depth, default=0)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

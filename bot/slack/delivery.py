@@ -26,7 +26,6 @@ from bot.domain.mirrors import follow_push_mirror
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import PushMirror
-from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 from bot.slack import rotations
 from bot.slack.blocks import fleet, replies
@@ -166,7 +165,7 @@ async def follow_sync(
     services: Services,
 ) -> None:
     """Update the sync message as each mirror moves, until all settle (bounded in time)."""
-    ref = ProjectRef.of(reply.project.id, reply.project.path_with_namespace)
+    ref = reply.project
     current: dict[int, PushMirror] = {m.id: m for m in reply.mirrors}
     settled: set[int] = set()
 

@@ -421,3 +421,26 @@ class RotationRow(Base):
     # Whoever drives the flow holds it until then; after it, a worker resumes it.
     running_until: Mapped[datetime | None]
     running_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class MirrorPresence(Base):
+    """What the monitor learned of a watched project: whether it has push mirrors and a
+    pull mirror. A scan reads only what exists, and re-checks the rest every Nth scan
+    (`MIRRORBOT_RECHECK_EVERY`); shared here so restarts and replicas need not relearn it."""
+
+    __tablename__ = "mirror_presence"
+
+    project_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    has_push_mirrors: Mapped[bool]
+    has_pull_mirror: Mapped[bool]
+    learned_at: Mapped[datetime]
+
+
+class MonitorScans(Base):
+    """How many full scans the monitor has made (one row), so every Nth scan's re-checks
+    are spread over the projects by id and survive a restart or a change of leader."""
+
+    __tablename__ = "monitor_scans"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scans: Mapped[int] = mapped_column(BigInteger)

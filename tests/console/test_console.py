@@ -17,7 +17,8 @@ from bot.console.render import to_terminal
 from bot.domain.accounts import Accounts, SlackUser
 from bot.domain.mirrors import ProjectMirrors
 from bot.gitlab.client import create_http_client
-from bot.gitlab.models import Project, PushMirror
+from bot.gitlab.models import PushMirror
+from bot.gitlab.refs import ProjectRef
 from bot.slack.blocks import mirrors as mirror_blocks
 from bot.slack.blocks.replies import render
 from bot.store.crypto import TokenCipher, generate_key
@@ -281,9 +282,7 @@ async def test_the_demo_alert_appears_in_the_console():
 
 def test_slack_and_console_render_from_the_same_helpers(monkeypatch: pytest.MonkeyPatch):
     mirror = PushMirror(id=9, url="https://h.example/x.git", enabled=True, update_status="finished")
-    reply = MirrorList(
-        ProjectMirrors(Project(id=1, path_with_namespace="g/p"), [mirror], None, None)
-    )
+    reply = MirrorList(ProjectMirrors(ProjectRef.of(1, "g/p"), [mirror], None, None))
     original = mirror_blocks.push_mirror_summary
     # A new field in one rendering helper...
     monkeypatch.setattr(

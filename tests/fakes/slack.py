@@ -66,6 +66,7 @@ class SlackCall:
     status: int
     error: str | None = None  # what Slack answered when it refused the call
     answer: dict[str, Any] | None = None  # what the Web API method answered
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def ts(self) -> str | None:

@@ -5,12 +5,14 @@ from datetime import UTC, datetime, timedelta
 from bot.commands.results import StatusReport
 from bot.domain.mirrors import ProjectMirrors
 from bot.domain.subscriptions import MirrorObservation
-from bot.gitlab.models import Project, PushMirror
+from bot.gitlab.models import PushMirror
+from bot.gitlab.refs import ProjectRef
 from bot.slack.blocks.mirrors import mirror_details, mirror_list
 from bot.slack.blocks.replies import status_report
 from bot.slack.blocks.text import SlackMessage, slack_date
 
-PROJECT = Project(id=7, path_with_namespace="group/" + "x" * 200)
+PATH = "group/" + "x" * 200
+PROJECT = ProjectRef.of(7, PATH)
 
 
 def mirror(n: int, **fields) -> PushMirror:
@@ -111,9 +113,7 @@ def test_an_approval_card_with_long_values_stays_within_limits():
     from bot.domain.mirrors import Operation, OperationRequest
     from bot.slack.blocks.replies import approval_card, pending_approvals
 
-    edit = OperationRequest(
-        Operation.EDIT, 7, PROJECT.path_with_namespace, 3, {"mirror_branch_regex": "r" * 5000}
-    )
+    edit = OperationRequest(Operation.EDIT, 7, PATH, 3, {"mirror_branch_regex": "r" * 5000})
     now = datetime.now(UTC)
     approval = Approval(
         "id",
@@ -123,7 +123,7 @@ def test_an_approval_card_with_long_values_stays_within_limits():
         "U",
         Operation.EDIT,
         7,
-        PROJECT.path_with_namespace,
+        PATH,
         3,
         "https://h.example.org/" + "p" * 3000,
         Status.PENDING,

@@ -8,7 +8,8 @@ from bot.commands.actions import MirrorActions, MirrorRef, RotationActions
 from bot.domain.causes import UNKNOWN, classify
 from bot.domain.mirrors import ProjectMirrors
 from bot.domain.subscriptions import PULL_KEY, MirrorObservation
-from bot.gitlab.models import Project, PullMirror, PushMirror
+from bot.gitlab.models import PullMirror, PushMirror
+from bot.gitlab.refs import ProjectRef
 from bot.slack.blocks.text import (
     MAX_ERROR_CHARS,
     SlackMessage,
@@ -33,8 +34,8 @@ def failing_first(mirrors: list[PushMirror]) -> list[PushMirror]:
     return sorted(mirrors, key=lambda m: (not (m.enabled and m.is_failed), m.id))
 
 
-def mirror_buttons(project_id: int, mirror: PushMirror) -> list[dict[str, Any]]:
-    value = MirrorRef(project_id=project_id, mirror_id=mirror.id).dump()
+def mirror_buttons(project: ProjectRef | int, mirror: PushMirror) -> list[dict[str, Any]]:
+    value = MirrorRef.to(_ref(project), mirror.id).dump()
     buttons = [button("Sync now", MirrorActions.SYNC, value, "primary")]
     if mirror.enabled:
         buttons.append(button("Disable", MirrorActions.DISABLE, value))
@@ -106,12 +107,16 @@ def pull_mirror_summary(pull: PullMirror) -> str:
     return text
 
 
-def mirror_row(project_id: int, mirror: PushMirror) -> list[dict[str, Any]]:
+def mirror_row(project: ProjectRef | int, mirror: PushMirror) -> list[dict[str, Any]]:
     """A mirror's summary and its buttons; `block_id` lets a click find its row again."""
     return [
         section(push_mirror_summary(mirror)),
-        actions(f"mirror-{mirror.id}", *mirror_buttons(project_id, mirror)),
+        actions(f"mirror-{mirror.id}", *mirror_buttons(project, mirror)),
     ]
+
+
+def _ref(project: ProjectRef | int) -> ProjectRef:
+    return project if isinstance(project, ProjectRef) else ProjectRef(str(project))
 
 
 def mirror_list(mirrors: ProjectMirrors, offset: int = 0) -> SlackMessage:
@@ -120,27 +125,24 @@ def mirror_list(mirrors: ProjectMirrors, offset: int = 0) -> SlackMessage:
     page = ordered[offset : offset + MIRRORS_PER_PAGE]
     failing = sum(1 for m in ordered if m.enabled and m.is_failed)
     headline = (
-        f"*{escape(project.path_with_namespace)}* — {len(ordered)} push "
+        f"*{escape(str(project))}* — {len(ordered)} push "
         f"mirror{'s' if len(ordered) != 1 else ''}"
         + (f", :red_circle: {failing} failing" if failing else "")
     )
     blocks: list[dict[str, Any]] = [section(headline)]
     for mirror in page:
-        blocks.extend(mirror_row(project.id, mirror))
+        blocks.extend(mirror_row(project, mirror))
     if not ordered:
         blocks.append(
-            context(
-                f"No push mirrors. Add one with `/mirror add "
-                f"{escape(project.path_with_namespace)}`."
-            )
+            context(f"No push mirrors. Add one with `/mirror add {escape(str(project))}`.")
         )
     if offset + MIRRORS_PER_PAGE < len(ordered) or offset > 0:
         paging = []
         if offset > 0:
-            back = MirrorRef(project_id=project.id, offset=max(0, offset - MIRRORS_PER_PAGE))
+            back = MirrorRef.to(project, offset=max(0, offset - MIRRORS_PER_PAGE))
             paging.append(button("◀ Previous", f"{MirrorActions.PAGE}-prev", back.dump()))
         if offset + MIRRORS_PER_PAGE < len(ordered):
-            more = MirrorRef(project_id=project.id, offset=offset + MIRRORS_PER_PAGE)
+            more = MirrorRef.to(project, offset=offset + MIRRORS_PER_PAGE)
             paging.append(button("Next ▶", MirrorActions.PAGE, more.dump()))
         blocks.append(context(f"Mirrors {offset + 1}–{offset + len(page)} of {len(ordered)}"))
         blocks.append(actions("paging", *paging))
@@ -149,21 +151,18 @@ def mirror_list(mirrors: ProjectMirrors, offset: int = 0) -> SlackMessage:
         blocks.append(
             actions(
                 "pull",
-                button(
-                    "Start pull", MirrorActions.PULL_SYNC, MirrorRef(project_id=project.id).dump()
-                ),
+                button("Start pull", MirrorActions.PULL_SYNC, MirrorRef.to(project).dump()),
             )
         )
     elif mirrors.pull_note:
         blocks.append(context(mirrors.pull_note))
     return SlackMessage(
-        f"{project.path_with_namespace}: {len(ordered)} push mirrors"
-        + (f", {failing} failing" if failing else ""),
+        f"{project}: {len(ordered)} push mirrors" + (f", {failing} failing" if failing else ""),
         blocks,
     )
 
 
-def mirror_details(project: Project, mirror: PushMirror) -> SlackMessage:
+def mirror_details(project: ProjectRef, mirror: PushMirror) -> SlackMessage:
     fingerprints = ", ".join(f"`{escape(k.fingerprint_sha256)}`" for k in mirror.host_keys)
     branch_filter = (
         "protected branches only"
@@ -187,8 +186,7 @@ def mirror_details(project: Project, mirror: PushMirror) -> SlackMessage:
     ]
     blocks: list[dict[str, Any]] = [
         section(
-            f"*Push mirror {mirror.id}* of *{escape(project.path_with_namespace)}*\n"
-            f"{code(mirror.url or '?')}"
+            f"*Push mirror {mirror.id}* of *{escape(str(project))}*\n{code(mirror.url or '?')}"
         ),
         {
             "type": "section",
@@ -199,26 +197,24 @@ def mirror_details(project: Project, mirror: PushMirror) -> SlackMessage:
         blocks.append(section(f"*Last error*\n```{escape(shorten(mirror.last_error, 2500))}```"))
         if mirror.is_failed and (cause := likely_cause(mirror.last_error)):
             blocks.append(section(cause))
-    blocks.append(actions(f"mirror-{mirror.id}", *mirror_buttons(project.id, mirror)))
-    return SlackMessage(
-        f"Push mirror {mirror.id} of {project.path_with_namespace}: {mirror.update_status}", blocks
-    )
+    blocks.append(actions(f"mirror-{mirror.id}", *mirror_buttons(project, mirror)))
+    return SlackMessage(f"Push mirror {mirror.id} of {project}: {mirror.update_status}", blocks)
 
 
-def public_key(project: Project, mirror_id: int, key: str) -> SlackMessage:
+def public_key(project: ProjectRef, mirror_id: int, key: str) -> SlackMessage:
     return SlackMessage(
         f"SSH public key of mirror {mirror_id}",
         [
             section(
                 f"SSH public key of push mirror {mirror_id} of "
-                f"*{escape(project.path_with_namespace)}* — add it as a deploy key with write "
+                f"*{escape(str(project))}* — add it as a deploy key with write "
                 f"access on the target:\n```{escape(key)}```"
             )
         ],
     )
 
 
-def pull_details(project: Project, pull: PullMirror) -> SlackMessage:
+def pull_details(project: ProjectRef, pull: PullMirror) -> SlackMessage:
     options = [
         ("Trigger pipelines", "yes" if pull.mirror_trigger_builds else "no"),
         ("Protected branches only", "yes" if pull.only_mirror_protected_branches else "no"),
@@ -234,19 +230,17 @@ def pull_details(project: Project, pull: PullMirror) -> SlackMessage:
         ("Last success", slack_date(pull.last_successful_update_at)),
     ]
     blocks: list[dict[str, Any]] = [
-        section(f"*{escape(project.path_with_namespace)}* · {pull_mirror_summary(pull)}"),
+        section(f"*{escape(str(project))}* · {pull_mirror_summary(pull)}"),
         {
             "type": "section",
             "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in options],
         },
         actions(
             "pull",
-            button("Start pull", MirrorActions.PULL_SYNC, MirrorRef(project_id=project.id).dump()),
+            button("Start pull", MirrorActions.PULL_SYNC, MirrorRef.to(project).dump()),
         ),
     ]
-    return SlackMessage(
-        f"Pull mirror of {project.path_with_namespace}: {pull.update_status}", blocks
-    )
+    return SlackMessage(f"Pull mirror of {project}: {pull.update_status}", blocks)
 
 
 def observation_line(o: MirrorObservation, *, detailed: bool = False) -> str:

@@ -144,14 +144,14 @@ def change_made(reply: ChangeMade) -> SlackMessage:
     blocks: list[dict[str, Any]] = [section(text)]
     mirror = reply.outcome.push_mirror
     if mirror is not None:
-        blocks.extend(mirror_blocks.mirror_row(request.project_id, mirror))
+        blocks.extend(mirror_blocks.mirror_row(request.project, mirror))
     return SlackMessage(f"{prose(reply.outcome.summary)} in {request.project_path}", blocks)
 
 
 def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
     """The sync reply; re-rendered as each mirror moves. It says "synced" only for what
     GitLab reported finished, and shows a failure with its error and likely cause."""
-    path = escape(reply.project.path_with_namespace)
+    path = escape(str(reply.project))
     count = len(reply.mirrors)
     mirrors = f"{count} push mirror{'s' if count != 1 else ''} of *{path}*"
     if reply.failed:
@@ -185,7 +185,7 @@ def sync_progress(reply: SyncStarted, finished: bool = False) -> SlackMessage:
         m.id: ("requested" if m.id not in reply.settled else m.update_status) for m in reply.mirrors
     }
     return SlackMessage(
-        f"sync of {reply.project.path_with_namespace}: "
+        f"sync of {reply.project}: "
         + ", ".join(f"{mirror_id} {status}" for mirror_id, status in outcome.items()),
         blocks,
     )

@@ -59,9 +59,7 @@ async def answer_mirror_button(
     if from_home(body):
         await publish_home(actor.slack_user, client, services)
     elif target.mirror_id is not None:
-        await refresh_message(
-            body, respond, gitlab, ProjectRef(str(target.project_id)), target.mirror_id
-        )
+        await refresh_message(body, respond, gitlab, target.project, target.mirror_id)
 
 
 async def refresh_message(
@@ -90,7 +88,7 @@ async def refresh_message(
         return  # an alert or another message kept current elsewhere
     try:
         mirror = await gitlab.get_push_mirror(project, mirror_id)
-        replacement = mirror_blocks.mirror_row(int(project.value), mirror)
+        replacement = mirror_blocks.mirror_row(project, mirror)
     except MirrorNotFound:
         replacement = [context_block(f"Push mirror {mirror_id} was deleted.")]
     start = (

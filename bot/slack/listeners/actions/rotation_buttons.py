@@ -10,7 +10,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands.actions import MirrorRef
 from bot.commands.buttons import press
 from bot.commands.results import RotationProgress
-from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 from bot.slack import forms, rotations
 from bot.slack.blocks.replies import render
@@ -30,7 +29,7 @@ async def answer_rotate_button(
     await forms.open_rotate_form(
         body["trigger_id"],
         actor_of(body),
-        ProjectRef(str(target.project_id)),
+        target.project,
         target.mirror_id,
         client,
         services,

@@ -4,7 +4,7 @@ A request's encrypted parameters may hold a pull mirror's password. They are nee
 until the request is decided and run; requests decided before this release kept them.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-01 10:00:00
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
