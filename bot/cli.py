@@ -318,28 +318,35 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
     "-c",
     "command_text",
     metavar="COMMAND",
-    help="run one command and exit: 0 if it succeeded, 1 if not",
+    help="run one command and exit: 0 if it succeeded, 1 if not (problems on stderr)",
 )
-def console(demo: bool, as_user: str | None, command_text: str | None) -> None:
+@click.option("--buttons", is_flag=True, help="with -c: print the answer's buttons too")
+def console(demo: bool, as_user: str | None, command_text: str | None, buttons: bool) -> None:
     """The /mirror commands in a terminal, answered as text."""
     from rich.console import Console
 
     from bot.console.app import run_console
-    from bot.console.demo import running_demo
+    from bot.console.demo import Demo, running_demo
 
     out = Console(highlight=False, soft_wrap=True)
+    err = Console(highlight=False, soft_wrap=True, stderr=True)
+
+    def session(settings: Settings, sandbox: Demo | None) -> Awaitable[int]:
+        return run_console(
+            settings,
+            as_user=as_user,
+            command=command_text,
+            demo=sandbox,
+            out=out,
+            err=err,
+            buttons=buttons,
+        )
+
     if demo:
         with running_demo() as sandbox:
-            code = run(
-                lambda: run_console(
-                    sandbox.settings, as_user=as_user, command=command_text, demo=sandbox, out=out
-                )
-            )
+            code = run(lambda: session(sandbox.settings, sandbox))
     else:
-        settings = settings_or_exit("MIRRORBOT_SECRET_KEY")
-        code = run(
-            lambda: run_console(settings, as_user=as_user, command=command_text, demo=None, out=out)
-        )
+        code = run(lambda: session(settings_or_exit("MIRRORBOT_SECRET_KEY"), None))
     sys.exit(code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,18 +44,30 @@ _STYLED = re.compile(r"(:[a-z0-9_+-]+:|\*[^*\n]+\*|`[^`\n]+`)")
 
 @dataclass(frozen=True)
 class Choice:
-    """A button, as a numbered choice."""
+    """A button, as a lettered choice: `key` is what the person types."""
 
-    number: int
+    key: str
     label: str
     action_id: str
     value: str
 
 
+def choice_key(index: int) -> str:
+    """a … z, then aa, ab …: letters never read as a mirror id, a number or a command."""
+    letters = string.ascii_lowercase
+    if index < len(letters):
+        return letters[index]
+    first, second = divmod(index - len(letters), len(letters))
+    return letters[first % len(letters)] + letters[second]
+
+
 def to_terminal(
     message: SlackMessage,
     now: datetime | None = None,
+    *,
+    buttons: bool = True,
 ) -> tuple[RenderableType, list[Choice]]:
+    """The message as text, and its buttons as choices (printed only with `buttons`)."""
     now = now or datetime.now(UTC)
     parts: list[RenderableType] = []
     choices: list[Choice] = []
@@ -76,15 +89,16 @@ def to_terminal(
                 if element.get("type") != "button":
                     continue
                 choice = Choice(
-                    len(choices) + 1,
+                    choice_key(len(choices)),
                     element["text"]["text"],
                     element["action_id"],
                     element["value"],
                 )
                 choices.append(choice)
-                row.append(f"[{choice.number}] ", style="bold cyan")
+                row.append(f"[{choice.key}] ", style="bold cyan")
                 row.append(f"{choice.label}   ", style=_button_style(element))
-            parts.append(row)
+            if buttons and len(row) > 2:
+                parts.append(row)
         elif kind == "input":
             continue
     if not parts:
@@ -132,8 +146,8 @@ def _date(timestamp: int, format_: str, now: datetime) -> str:
     moment = datetime.fromtimestamp(timestamp, UTC)
     if "{ago}" in format_:
         return _ago(now - moment)
-    local = moment.astimezone()
-    return local.strftime("%H:%M") if format_ == "{time}" else local.strftime("%Y-%m-%d %H:%M")
+    local = moment.astimezone()  # the terminal's own zone, named, as Slack shows the reader's
+    return local.strftime("%H:%M %Z" if format_ == "{time}" else "%Y-%m-%d %H:%M %Z")
 
 
 def _ago(delta: Any) -> str:

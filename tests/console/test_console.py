@@ -46,7 +46,11 @@ def test_list_prints_the_mirrors_and_succeeds():
     assert "demo/website — 3 push mirrors" in result.stdout
     assert "https://*****:*****@github.example.org/acme/website.git" in result.stdout
     assert "hunter2" not in result.stdout
-    assert "[1] Sync now" in result.stdout
+    assert "Sync now" not in result.stdout  # -c prints buttons only with --buttons
+    with_buttons = console("-c", "list demo/website", "--buttons").stdout
+    assert "[a] Sync now   [b] Disable   [c] Details   [d] Delete" in with_buttons
+    # A disabled mirror offers no Sync: GitLab would refuse it.
+    assert "[j] Enable   [k] Details   [l] Delete" in with_buttons
 
 
 def test_the_leading_slash_command_is_optional():
@@ -69,7 +73,7 @@ def test_watch_into_a_named_channel_works_in_the_console():
 def test_bad_input_fails_with_one_line():
     result = console("-c", "show demo/website twelve")
     assert result.returncode == 1
-    assert "is not a mirror id" in result.stdout
+    assert "is not a mirror id" in result.stderr and not result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert console("-c", "key demo/website 1").returncode == 1  # a password mirror
 
@@ -99,10 +103,10 @@ def test_show_names_the_likely_cause_of_a_failing_mirror():
 
 
 def test_a_change_that_needs_approval_succeeds_by_asking():
-    result = console("-c", "disable demo/website 1")
+    result = console("-c", "disable demo/website 1", "--buttons")
     assert result.returncode == 0
     assert "asks to disable push mirror" in result.stdout
-    assert "[1] Approve" in result.stdout
+    assert "[a] Approve" in result.stdout
 
 
 # --- interactive: a scripted session through standard input -----------------------------------
@@ -113,12 +117,14 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
         "\n".join(
             [
                 "list demo/website",
-                "11",  # Enable on the disabled mirror 3
+                "3",  # a number is not a button: it could be mistaken for mirror 3
+                "j",  # Enable on the disabled mirror 3
                 "delete demo/website 1",
-                "1",  # Approve: refused, it is ada's own request
+                "a",  # Approve: refused, it is ada's own request
+                "as NOBODY",
                 "as UGRACE",
                 "approvals",
-                "1",  # grace approves
+                "a",  # grace approves
                 "list demo/website",
                 "frobnicate",
                 "quit",
@@ -131,6 +137,8 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
     assert result.returncode == 0, result.stderr
     assert "@UADA enabled push mirror 3" in out
     assert "you cannot approve your own request" in out
+    assert "buttons are picked by their letter" in out
+    assert "NOBODY is not a linked user here; known users: UADA (ada), UGRACE (grace)" in out
     assert "you are now acting as UGRACE" in out
     assert "executed — approved by @UGRACE, ran with @UADA's GitLab token" in out
     assert "demo/website — 2 push mirrors" in out  # mirror 1 is gone
@@ -270,7 +278,11 @@ async def test_the_demo_alert_appears_in_the_console():
                 await asyncio.sleep(0.05)
             task.cancel()
             assert "Mirror failing — push mirror 4 of demo/api" in out.getvalue()
-            assert "[1] Retry sync" in out.getvalue()
+            # Printed in the background without buttons (they would change what a letter
+            # means while you type); `alerts` shows it again with them.
+            assert "Retry sync" not in out.getvalue()
+            assert await session.handle("alerts")
+            assert "[a] Retry sync   [b] Disable" in out.getvalue()
         finally:
             await services.close()
 

@@ -53,7 +53,7 @@ def test_show_one_mirror_in_full(linked: Harness):
     mirror = linked.sample.ssh_mirror
     linked.command(f"show group/app {mirror.id}")
     body = linked.wait_response(f"Push mirror {mirror.id}")
-    assert "SSH public key" in json.dumps(body)
+    assert "SSH key" in json.dumps(body)
 
 
 def test_key_of_an_ssh_mirror_and_of_a_password_mirror(linked: Harness):
