@@ -225,7 +225,7 @@ def test_status_answers_from_observations_and_refreshes(linked: Harness):
     linked.command("watch group/app", channel="C9")
     linked.wait_response("now gets alerts")
     linked.command("status", channel="C9")
-    linked.wait_response("not observed yet")
+    linked.wait_response("nothing has been checked yet")
     linked.sample.world.fail_now(linked.sample.https_mirror, "fatal: Authentication failed")
     linked.command("status --refresh", channel="C9")
     body = linked.wait_response("just refreshed")
