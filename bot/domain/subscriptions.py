@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select, update
@@ -49,6 +49,7 @@ class SubscriptionInfo:
     channel_name: str | None = None
     broken_at: datetime | None = None  # Slack refused its posts for good (see broken_reason)
     broken_reason: str | None = None
+    already: bool = False  # `watch` found the channel watching the project already
 
     @staticmethod
     def of(row: Subscription) -> SubscriptionInfo:
@@ -160,6 +161,8 @@ class Subscriptions:
                     existing.broken_at = existing.broken_reason = None
                     existing.created_by = user_id  # who to tell if it breaks again
                     await _forget_undelivered_alerts(session, channel_id, project.id)
+                else:
+                    return replace(SubscriptionInfo.of(existing), already=True)
         return SubscriptionInfo(
             channel_id, project.id, project.path_with_namespace, user_id, channel_name
         )

@@ -68,6 +68,14 @@ def test_watch_into_a_named_channel_works_in_the_console():
     result = console("-c", "watch demo/website #ops")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "#ops now gets alerts for the mirrors of demo/website" in result.stdout
+    for channel in ("<#COPS|ops>", "#COPS"):  # Slack's escaped form and the raw id work too
+        assert "#ops now gets alerts" in console("-c", f"watch demo/website {channel}").stdout
+
+
+def test_watching_again_says_it_is_already_watching():
+    result = console("-c", "watch demo/website")  # the demo channel watches it from the start
+    assert result.returncode == 0
+    assert "#demo is already watching demo/website (since @UADA asked)" in result.stdout
 
 
 def test_bad_input_fails_with_one_line():
