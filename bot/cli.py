@@ -306,6 +306,9 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
     )
 
 
+PIPED_WIDTH = 400
+
+
 @main.command("console")
 @click.option("--demo", is_flag=True, help="use the built-in GitLab simulator with samples")
 @click.option(
@@ -328,7 +331,9 @@ def console(demo: bool, as_user: str | None, command_text: str | None, buttons: 
     from bot.console.app import run_console
     from bot.console.demo import Demo, running_demo
 
-    out = Console(highlight=False, soft_wrap=True)
+    # Piped output has no width to fit: a table row stays one line, for grep and friends.
+    width = None if sys.stdout.isatty() else PIPED_WIDTH
+    out = Console(highlight=False, soft_wrap=True, width=width)
     err = Console(highlight=False, soft_wrap=True, stderr=True)
 
     def session(settings: Settings, sandbox: Demo | None) -> Awaitable[int]:

@@ -11,9 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 
-from bot.slack.blocks.text import SlackMessage
+from bot.commands.results import StatusReport
+from bot.domain.subscriptions import PULL_KEY
+from bot.slack.blocks.mirrors import likely_cause
+from bot.slack.blocks.replies import status_report
+from bot.slack.blocks.text import SlackMessage, slack_ago, status_label
 
 # Emoji shortcodes the renderers use, as a symbol and a colour.
 EMOJI = {
@@ -159,3 +164,30 @@ def _ago(delta: Any) -> str:
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''} ago"
     return "just now"
+
+
+def status_table(reply: StatusReport, now: datetime | None = None) -> RenderableType:
+    """`status` as aligned columns, failing first: a terminal has a fixed-width font,
+    which Slack's text has not. The header and the unreadable projects are Slack's own."""
+    now = now or datetime.now(UTC)
+    message = status_report(reply)
+    head = [b for b in message.blocks if b.get("type") == "section"][: 1 + bool(reply.unchecked)]
+    if not reply.observations:
+        return to_terminal(message, now)[0]
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for column in ("status", "project", "mirror", "last success", "likely cause", "target"):
+        table.add_column(column, no_wrap=column != "likely cause", overflow="fold")
+    rows = sorted(
+        reply.observations, key=lambda o: (not o.is_failing, o.project_path, o.mirror_key)
+    )
+    for o in rows:
+        cause = likely_cause(o.last_error, with_fix=False) if o.is_failing else None
+        table.add_row(
+            mrkdwn(status_label(o.update_status, o.enabled), now),
+            o.project_path,
+            "pull" if o.mirror_key == PULL_KEY else str(o.mirror_id),
+            plain(slack_ago(o.last_successful_update_at), now),
+            Text(cause or ("failing" if o.is_failing else ""), style="red" if cause else ""),
+            plain(o.url or "?", now),
+        )
+    return Group(to_terminal(SlackMessage(message.text, head), now)[0], table)

@@ -21,9 +21,9 @@ from rich.console import Console
 
 from bot.commands.buttons import press
 from bot.commands.parse import Command, UsageError, parse_command
-from bot.commands.results import Info, Problem, Reply, SyncStarted
+from bot.commands.results import Info, Problem, Reply, StatusReport, SyncStarted
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
-from bot.console.render import Choice, mrkdwn, to_terminal
+from bot.console.render import Choice, mrkdwn, status_table, to_terminal
 from bot.domain import audit, monitor, outbox
 from bot.domain.errors import DomainError
 from bot.domain.mirrors import Operation, SyncProgress, follow_push_mirror, pull_mirror_or_none
@@ -160,6 +160,9 @@ class ConsoleSession:
 
     def show(self, reply: Reply) -> bool:
         self.remember(reply)
+        if isinstance(reply, StatusReport):
+            self.out.print(status_table(reply))
+            return True
         return self.print_message(render(reply), problem=isinstance(reply, Problem))
 
     def print_message(self, message: SlackMessage, *, problem: bool = False) -> bool:

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import io
+import os
+import re
 import subprocess
 import sys
 
@@ -377,3 +379,51 @@ async def test_a_console_edit_that_disables_needs_the_approval_disable_needs():
             assert website.push_mirrors[1].enabled is True
         finally:
             await services.close()
+
+
+# --- honest scripting and readable text ---------------------------------------------------------
+
+
+def test_status_before_any_check_says_nothing_was_checked_and_refresh_checks():
+    before = console("-c", "status")
+    assert before.returncode == 0
+    assert "nothing has been checked yet" in before.stdout and "0 failing" not in before.stdout
+    refreshed = console("-c", "status --refresh")
+    assert refreshed.returncode == 0
+    assert "6 mirrors, 1 failing (just refreshed)" in refreshed.stdout
+
+
+def test_status_is_in_aligned_columns_failing_first():
+    lines = console("-c", "status --refresh").stdout.splitlines()
+    header = next(line for line in lines if line.startswith("status"))
+    rows = [line for line in lines if line.startswith(("●", "○"))]
+    assert rows[0].startswith("● failed") and "Authentication failed" in rows[0]
+    for column in ("project", "mirror", "last success", "target"):
+        start = header.index(column)
+        # Each row's value starts where its column's header does.
+        assert all(row[start] != " " and row[start - 1] == " " for row in rows), column
+
+
+def test_times_are_absolute_and_name_their_time_zone():
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--demo", "-c", "show demo/website 1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TZ": "Europe/Paris"},
+    )
+    assert re.search(r"Last success: \d{4}-\d\d-\d\d \d\d:\d\d CET", result.stdout), result.stdout
+    assert "Auth method: password" in result.stdout
+    assert "Auth method: SSH key" in console("-c", "show demo/website 2").stdout
+
+
+async def test_yes_no_questions_take_only_yes_or_no():
+    # URL, auth, then "Enabled" answered "maybe" (asked again) and "no".
+    answers = ["https://backup.example.org/y.git", "password", "maybe", "no", "n", "n", ""]
+    async with demo_session(answers) as (session, world, out, prompts):
+        assert await session.handle("add demo/api")
+        assert "added push mirror" in out.getvalue()
+        assert sum(prompt.startswith("Enabled") for prompt in prompts) == 2
+        assert "please answer yes or no" in prompts[3]
+        project = next(p for p in world.projects.values() if p.path == "demo/api")
+        assert max(project.push_mirrors.values(), key=lambda m: m.id).enabled is False
