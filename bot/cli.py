@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import click
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError, Settings, load_settings
@@ -212,6 +214,15 @@ _CONSEQUENCES = {
 }
 
 
+def _missing_sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL that does not exist yet (None for any other database)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).resolve()
+    return None if path.exists() else path
+
+
 @main.command("check")
 def check() -> None:
     """Validate the configuration and reach GitLab and Slack; say exactly what is wrong."""
@@ -253,11 +264,19 @@ def check() -> None:
                 problems.append(str(exc))
 
     asyncio.run(reach())
-    try:
-        upgrade_database(settings.database_url)
-        click.echo("ok: database reachable and migrated")
-    except Exception as exc:
-        problems.append(f"DATABASE_URL: cannot use the database ({type(exc).__name__})")
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # A check leaves nothing behind: no stray database file in the current folder.
+        if missing.parent.is_dir():
+            click.echo(f"ok: the SQLite database {missing} does not exist yet; serve creates it")
+        else:
+            problems.append(f"DATABASE_URL: the folder {missing.parent} does not exist")
+    else:
+        try:
+            upgrade_database(settings.database_url)
+            click.echo("ok: database reachable and migrated")
+        except Exception as exc:
+            problems.append(f"DATABASE_URL: cannot use the database ({type(exc).__name__})")
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
     if problems:

@@ -175,8 +175,11 @@ def status_table(reply: StatusReport, now: datetime | None = None) -> Renderable
     if not reply.observations:
         return to_terminal(message, now)[0]
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-    for column in ("status", "project", "mirror", "last success", "likely cause", "target"):
-        table.add_column(column, no_wrap=column != "likely cause", overflow="fold")
+    for column in ("status", "project", "mirror", "last success"):
+        table.add_column(column, no_wrap=True)
+    # The long ones wrap in a narrow terminal; the short ones stay readable.
+    table.add_column("likely cause")
+    table.add_column("target", overflow="fold")
     rows = sorted(
         reply.observations, key=lambda o: (not o.is_failing, o.project_path, o.mirror_key)
     )

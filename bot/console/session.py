@@ -219,6 +219,7 @@ class ConsoleSession:
         settled: set[int] = set()
 
         async def follow_one(requested: Any) -> None:
+            shown = (requested.update_status, False)  # what the reply already said
             async for progress in follow_push_mirror(
                 gitlab,
                 ref,
@@ -230,7 +231,8 @@ class ConsoleSession:
                 current[requested.id] = progress.mirror
                 if progress.settled:
                     settled.add(requested.id)
-                self._print_progress(reply, progress)
+                if (progress.mirror.update_status, progress.settled) != shown:
+                    self._print_progress(reply, progress)
 
         try:
             await asyncio.gather(*(follow_one(m) for m in reply.mirrors))
