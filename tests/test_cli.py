@@ -403,8 +403,7 @@ def test_the_console_acting_as_someone_leaves_a_trace(env):
         == 0
     )
     assert (
-        mirrorbot(env, "users", "link", "UBOB", "--team", TEAM_ID, stdin=DAVE_TOKEN).returncode
-        == 0
+        mirrorbot(env, "users", "link", "UBOB", "--team", TEAM_ID, stdin=DAVE_TOKEN).returncode == 0
     )
     script = "as <@UEVE>\nas @UBOB\nwhoami\nquit\n"
     session = mirrorbot(env, "console", "--as", "UALICE", stdin=script)
