@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import click
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError, Settings, load_settings
@@ -212,6 +214,15 @@ _CONSEQUENCES = {
 }
 
 
+def _missing_sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL that does not exist yet (None for any other database)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).resolve()
+    return None if path.exists() else path
+
+
 @main.command("check")
 def check() -> None:
     """Validate the configuration and reach GitLab and Slack; say exactly what is wrong."""
@@ -253,11 +264,19 @@ def check() -> None:
                 problems.append(str(exc))
 
     asyncio.run(reach())
-    try:
-        upgrade_database(settings.database_url)
-        click.echo("ok: database reachable and migrated")
-    except Exception as exc:
-        problems.append(f"DATABASE_URL: cannot use the database ({type(exc).__name__})")
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        # A check leaves nothing behind: no stray database file in the current folder.
+        if missing.parent.is_dir():
+            click.echo(f"ok: the SQLite database {missing} does not exist yet; serve creates it")
+        else:
+            problems.append(f"DATABASE_URL: the folder {missing.parent} does not exist")
+    else:
+        try:
+            upgrade_database(settings.database_url)
+            click.echo("ok: database reachable and migrated")
+        except Exception as exc:
+            problems.append(f"DATABASE_URL: cannot use the database ({type(exc).__name__})")
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
     if problems:
@@ -306,6 +325,9 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
     )
 
 
+PIPED_WIDTH = 400
+
+
 @main.command("console")
 @click.option("--demo", is_flag=True, help="use the built-in GitLab simulator with samples")
 @click.option(
@@ -318,28 +340,37 @@ def serve(host: str, port: int, socket_mode: bool) -> None:
     "-c",
     "command_text",
     metavar="COMMAND",
-    help="run one command and exit: 0 if it succeeded, 1 if not",
+    help="run one command and exit: 0 if it succeeded, 1 if not (problems on stderr)",
 )
-def console(demo: bool, as_user: str | None, command_text: str | None) -> None:
+@click.option("--buttons", is_flag=True, help="with -c: print the answer's buttons too")
+def console(demo: bool, as_user: str | None, command_text: str | None, buttons: bool) -> None:
     """The /mirror commands in a terminal, answered as text."""
     from rich.console import Console
 
     from bot.console.app import run_console
-    from bot.console.demo import running_demo
+    from bot.console.demo import Demo, running_demo
 
-    out = Console(highlight=False, soft_wrap=True)
+    # Piped output has no width to fit: a table row stays one line, for grep and friends.
+    width = None if sys.stdout.isatty() else PIPED_WIDTH
+    out = Console(highlight=False, soft_wrap=True, width=width)
+    err = Console(highlight=False, soft_wrap=True, stderr=True)
+
+    def session(settings: Settings, sandbox: Demo | None) -> Awaitable[int]:
+        return run_console(
+            settings,
+            as_user=as_user,
+            command=command_text,
+            demo=sandbox,
+            out=out,
+            err=err,
+            buttons=buttons,
+        )
+
     if demo:
         with running_demo() as sandbox:
-            code = run(
-                lambda: run_console(
-                    sandbox.settings, as_user=as_user, command=command_text, demo=sandbox, out=out
-                )
-            )
+            code = run(lambda: session(sandbox.settings, sandbox))
     else:
-        settings = settings_or_exit("MIRRORBOT_SECRET_KEY")
-        code = run(
-            lambda: run_console(settings, as_user=as_user, command=command_text, demo=None, out=out)
-        )
+        code = run(lambda: session(settings_or_exit("MIRRORBOT_SECRET_KEY"), None))
     sys.exit(code)
 
 

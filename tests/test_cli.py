@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,24 @@ def test_check_passes_with_a_complete_configuration(env):
     assert f"team {TEAM_ID}" in result.stdout
 
 
+def test_check_leaves_no_database_file_in_the_current_folder(env, tmp_path: Path):
+    del env["DATABASE_URL"]  # the default: a SQLite file in the current folder
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    result = mirrorbot(env, "check", cwd=folder)
+    assert "does not exist yet; serve creates it" in result.stdout
+    assert list(folder.iterdir()) == []
+
+
+def test_the_readme_names_exactly_the_settings_check_requires(env):
+    for name in [k for k in env if k.startswith(("SLACK_", "GITLAB_", "MIRRORBOT_"))]:
+        del env[name]
+    required = set(re.findall(r"(\w+) is not set", mirrorbot(env, "check").stderr))
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    sentence = readme.split("at least ", 1)[1].split(")", 1)[0]
+    assert required and set(re.findall(r"`([A-Z_]+)`", sentence)) == required
+
+
 def test_check_says_exactly_what_is_wrong(env):
     env.update({"GITLAB_SERVICE_TOKEN": "glpat-revoked", "SLACK_BOT_TOKEN": "xoxb-wrong"})
     result = mirrorbot(env, "check")
@@ -184,6 +203,8 @@ def test_serve_answers_health_and_stops_on_sigterm(env, slack: SlackStandIn):
         assert time.monotonic() - started < 10
         output = server.stdout.read() if server.stdout else ""
         assert "Finished server process" in output
+        # Bolt's notice about the environment's SLACK_BOT_TOKEN would only alarm people.
+        assert "will be unused" not in output
     finally:
         if server.poll() is None:
             server.kill()
@@ -381,10 +402,16 @@ def test_the_console_acting_as_someone_leaves_a_trace(env):
         mirrorbot(env, "users", "link", "UALICE", "--team", TEAM_ID, stdin=ALICE_TOKEN).returncode
         == 0
     )
+    assert (
+        mirrorbot(env, "users", "link", "UBOB", "--team", TEAM_ID, stdin=DAVE_TOKEN).returncode == 0
+    )
     script = "as <@UEVE>\nas @UBOB\nwhoami\nquit\n"
     session = mirrorbot(env, "console", "--as", "UALICE", stdin=script)
     assert session.returncode == 0, session.stderr
-    assert "is not a Slack user id" in session.stdout
+    # Only a linked user: anyone else would only fail later, with less to go on.
+    assert "<@UEVE> is not a linked user here; known users: UALICE (alice), UBOB (" in (
+        session.stdout
+    )
     acted = [line for line in audit_lines(env) if line["operation"] == "act-as"]
     assert [line["subject"] for line in acted] == ["UALICE", "UBOB"]
     assert {line["actor"] for line in acted} == {f"console:{getpass.getuser()}"}

@@ -20,9 +20,11 @@ from bot.gitlab.refs import (
 
 MAX_COMMAND_LENGTH = 2000
 # `<#C…|name>` (Slack escapes a picked channel so), `#C…` or `C…` by id, `#name` by name
-# (Slack's channel names are lower case, so an upper-case word is an id).
+# (Slack's channel names are lower case, so an upper-case word is an id; without the `#`
+# only an id of real length, so that a word is not taken for one).
 _CHANNEL = re.compile(
-    r"^<#(?P<id>[CG][A-Z0-9]+)(?:\|[^>]*)?>$|^#?(?P<raw>[CG][A-Z0-9]{6,})$"
+    r"^<#(?P<id>[CG][A-Z0-9]+)(?:\|[^>]*)?>$"
+    r"|^(?:#(?=[CG][A-Z0-9]+$)|(?=[CG][A-Z0-9]{6,}$))(?P<raw>[CG][A-Z0-9]+)$"
     r"|^#(?P<name>[a-z0-9][a-z0-9._-]{0,79})$"
 )
 

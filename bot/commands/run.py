@@ -174,6 +174,11 @@ async def _dispatch(command: Command, actor: Actor, services: Services) -> Reply
             channel_name=channel.name,
         )
         shown = f"<#{channel.id}|{channel.name}>" if channel.name else f"<#{channel.id}>"
+        if info.already:
+            return Info(
+                f"{shown} is already watching {info.project_path} "
+                f"(since <@{info.created_by}> asked)"
+            )
         return Info(f"{shown} now gets alerts for the mirrors of {info.project_path}")
     if name == "unwatch":
         project = await gitlab.get_project(project_ref)

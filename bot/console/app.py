@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 
 from rich.console import Console
 
@@ -12,6 +13,7 @@ from bot.config import Settings
 from bot.console.channels import ConsoleChannelDirectory
 from bot.console.demo import ADA, DEMO_CHANNEL, DEMO_TEAM, Demo
 from bot.console.session import QUIT, ConsoleSession, print_alerts_forever
+from bot.console.terminal import TerminalReader, run_interactive
 from bot.domain import audit
 from bot.domain.accounts import SlackUser
 from bot.domain.channels import ChannelDirectory
@@ -25,18 +27,37 @@ from bot.store.migrate import upgrade_database
 
 CONSOLE_CHANNEL = "CCONSOLE"
 INTRO = (
-    "Mirrorbot console — type /mirror commands with or without `/mirror` (try `help`). "
-    "Numbers pick a button; `as USER` switches user; `quit` leaves."
+    "Mirrorbot console — type /mirror commands with or without `/mirror` (try `help`; Tab "
+    "completes). Letters pick a button; `alerts` shows recent alerts; `as USER` switches "
+    "user; `quit` or Ctrl-D leaves."
+)
+DEMO_INTRO = (
+    "Demo: GitLab simulator with demo/website and demo/api; you are ada (UADA); grace "
+    "(UGRACE) can approve your requests (`as UGRACE`). demo/api has a failing mirror: its "
+    "alert appears shortly."
 )
 
 
 async def run_console(
-    settings: Settings, *, as_user: str | None, command: str | None, demo: Demo | None, out: Console
+    settings: Settings,
+    *,
+    as_user: str | None,
+    command: str | None,
+    demo: Demo | None,
+    out: Console,
+    err: Console | None = None,
+    buttons: bool = False,
+    interactive: bool | None = None,
 ) -> int:
+    """`command`: run it and return the exit status (problems on `err`, buttons only with
+    `buttons`). Otherwise a session: at a terminal (`interactive`, by default when stdin is
+    one) with line editing and syncs in the background; else line by line from stdin."""
     await asyncio.to_thread(upgrade_database, settings.database_url)
     services = build_services(settings)
     services.channels = _channel_directory(services, demo)
     alerts: asyncio.Task[None] | None = None
+    if interactive is None:
+        interactive = command is None and sys.stdin.isatty()
     try:
         actor = await (
             _demo_actor(services, demo, as_user) if demo else _actor(services, settings, as_user)
@@ -47,19 +68,31 @@ async def run_console(
             out,
             operator=audit.local_operator("console"),
             on_device_login=demo.approve_soon if demo else None,
+            err=err if command is not None else None,
+            buttons=buttons or command is None,
+            background=interactive,
         )
+        if demo is not None:
+            for project in demo.world.projects.values():
+                session.known_mirrors[project.path] = set(project.push_mirrors)
         await session.act_as(actor.user_id)
         if command is not None:
             return 0 if await session.handle(command) else 1
-        out.print(INTRO, style="dim")
-        if demo is not None:
-            out.print(
-                "Demo: GitLab simulator with demo/website and demo/api; you are ada "
-                "(UADA); grace (UGRACE) can approve your requests (`as UGRACE`). "
-                "demo/api has a failing mirror: its alert appears shortly.",
-                style="dim",
-            )
-            alerts = asyncio.create_task(print_alerts_forever(session))
+
+        async def introduce() -> None:
+            nonlocal alerts
+            out.print(INTRO, style="dim")
+            if demo is not None:
+                out.print(DEMO_INTRO, style="dim")
+                alerts = asyncio.create_task(print_alerts_forever(session, first_after=2.0))
+
+        if interactive:
+            users = [link.slack_user_id for link in await services.accounts.list_links()]
+            reader = TerminalReader(session, lambda: users)
+            session.prompter = reader.prompter()
+            await run_interactive(session, reader, introduce)
+            return 0
+        await introduce()
         while True:
             try:
                 line = await asyncio.to_thread(input, "mirror> ")

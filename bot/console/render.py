@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 
+from bot.commands.results import StatusReport
 from bot.domain.inventory import Inventory
-from bot.slack.blocks.text import SlackMessage
+from bot.domain.subscriptions import PULL_KEY
+from bot.slack.blocks.mirrors import likely_cause
+from bot.slack.blocks.replies import status_report
+from bot.slack.blocks.text import SlackMessage, slack_ago, status_label
 
 # Emoji shortcodes the renderers use, as a symbol and a colour.
 EMOJI = {
@@ -44,18 +50,30 @@ _STYLED = re.compile(r"(:[a-z0-9_+-]+:|\*[^*\n]+\*|`[^`\n]+`)")
 
 @dataclass(frozen=True)
 class Choice:
-    """A button, as a numbered choice."""
+    """A button, as a lettered choice: `key` is what the person types."""
 
-    number: int
+    key: str
     label: str
     action_id: str
     value: str
 
 
+def choice_key(index: int) -> str:
+    """a … z, then aa, ab …: letters never read as a mirror id, a number or a command."""
+    letters = string.ascii_lowercase
+    if index < len(letters):
+        return letters[index]
+    first, second = divmod(index - len(letters), len(letters))
+    return letters[first % len(letters)] + letters[second]
+
+
 def to_terminal(
     message: SlackMessage,
     now: datetime | None = None,
+    *,
+    buttons: bool = True,
 ) -> tuple[RenderableType, list[Choice]]:
+    """The message as text, and its buttons as choices (printed only with `buttons`)."""
     now = now or datetime.now(UTC)
     parts: list[RenderableType] = []
     choices: list[Choice] = []
@@ -77,15 +95,16 @@ def to_terminal(
                 if element.get("type") != "button":
                     continue
                 choice = Choice(
-                    len(choices) + 1,
+                    choice_key(len(choices)),
                     element["text"]["text"],
                     element["action_id"],
                     element["value"],
                 )
                 choices.append(choice)
-                row.append(f"[{choice.number}] ", style="bold cyan")
+                row.append(f"[{choice.key}] ", style="bold cyan")
                 row.append(f"{choice.label}   ", style=_button_style(element))
-            parts.append(row)
+            if buttons and len(row) > 2:
+                parts.append(row)
         elif kind == "input":
             continue
     if not parts:
@@ -133,8 +152,8 @@ def _date(timestamp: int, format_: str, now: datetime) -> str:
     moment = datetime.fromtimestamp(timestamp, UTC)
     if "{ago}" in format_:
         return _ago(now - moment)
-    local = moment.astimezone()
-    return local.strftime("%H:%M") if format_ == "{time}" else local.strftime("%Y-%m-%d %H:%M")
+    local = moment.astimezone()  # the terminal's own zone, named, as Slack shows the reader's
+    return local.strftime("%H:%M %Z" if format_ == "{time}" else "%Y-%m-%d %H:%M %Z")
 
 
 def _ago(delta: Any) -> str:
@@ -188,3 +207,33 @@ def inventory_table(inventory: Inventory) -> str:
         for r in rows
     ]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def status_table(reply: StatusReport, now: datetime | None = None) -> RenderableType:
+    """`status` as aligned columns, failing first: a terminal has a fixed-width font,
+    which Slack's text has not. The header and the unreadable projects are Slack's own."""
+    now = now or datetime.now(UTC)
+    message = status_report(reply)
+    head = [b for b in message.blocks if b.get("type") == "section"][: 1 + bool(reply.unchecked)]
+    if not reply.observations:
+        return to_terminal(message, now)[0]
+    table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
+    for column in ("status", "project", "mirror", "last success"):
+        table.add_column(column, no_wrap=True)
+    # The long ones wrap in a narrow terminal; the short ones stay readable.
+    table.add_column("likely cause")
+    table.add_column("target", overflow="fold")
+    rows = sorted(
+        reply.observations, key=lambda o: (not o.is_failing, o.project_path, o.mirror_key)
+    )
+    for o in rows:
+        cause = likely_cause(o.last_error, with_fix=False) if o.is_failing else None
+        table.add_row(
+            mrkdwn(status_label(o.update_status, o.enabled), now),
+            o.project_path,
+            "pull" if o.mirror_key == PULL_KEY else str(o.mirror_id),
+            plain(slack_ago(o.last_successful_update_at), now),
+            Text(cause or ("failing" if o.is_failing else ""), style="red" if cause else ""),
+            plain(o.url or "?", now),
+        )
+    return Group(to_terminal(SlackMessage(message.text, head), now)[0], table)

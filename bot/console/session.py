@@ -1,7 +1,9 @@
 """A console session: read a line, run it like `/mirror …`, print what Slack would show.
 
-Numbers pick a button from the last answer; forms (login, add, edit, pull config, rotate) are asked
-as prompts, secrets without echo; `as USER` switches the acting user; `quit` leaves.
+Letters pick a button from the last answer; forms (login, add, edit, pull config, rotate)
+are asked as prompts, secrets without echo; `as USER` switches the acting user; `alerts`
+shows the recent alerts again; `quit` leaves. Syncs are followed in the background when
+interactive.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import getpass
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -29,27 +32,33 @@ from bot.commands.results import (
     Problem,
     Reply,
     RotationProgress,
+    StatusReport,
     SyncStarted,
 )
 from bot.commands.rotation import mirror_to_rotate, request_rotation
 from bot.commands.run import MODAL_COMMANDS, Actor, request_change, run_command, run_guarded
-from bot.console.render import Choice, inventory_table, to_terminal
+from bot.console.render import Choice, inventory_table, mrkdwn, status_table, to_terminal
 from bot.domain import audit, monitor, outbox
+from bot.domain.errors import DomainError
 from bot.domain.inventory import inventory_csv
-from bot.domain.mirrors import Operation, follow_push_mirror, pull_mirror_or_none
+from bot.domain.mirrors import Operation, SyncProgress, follow_push_mirror, pull_mirror_or_none
 from bot.domain.rotations import NewCredentials, Rotation, State
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
+from bot.gitlab.errors import GitLabError
 from bot.gitlab.models import PullMirror
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
 from bot.slack.blocks.alerts import render_outbox
 from bot.slack.blocks.replies import render, sync_progress
 from bot.slack.blocks.rotations import rotation_message
+from bot.slack.blocks.text import SlackMessage, status_label
 
 QUIT = {"quit", "exit", ":q"}
 CLEAR = "-"  # the answer that empties a prompt which has a current value
 ATTEMPTS = 3  # times a form asks again for an answer it cannot take
-SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]+")
+CHOICE_KEY = re.compile(r"[a-z]{1,2}")
+RECENT_ALERTS = 10  # what `alerts` shows again
+YES, NO = ("y", "yes"), ("n", "no")
 Ask = Callable[[str], str]
 
 
@@ -66,8 +75,16 @@ class Prompter:
         return answer or (default or "")
 
     def yes(self, label: str, default: bool) -> bool:
-        answer = self.ask(f"{label} [{'Y/n' if default else 'y/N'}]: ").strip().lower()
-        return default if not answer else answer in ("y", "yes")
+        """Only yes or no (or Enter for the default): a typo must not decide for you."""
+        question = f"{label} [{'Y/n' if default else 'y/N'}]: "
+        for _ in range(ATTEMPTS):
+            answer = self.ask(question).strip().lower()
+            if not answer:
+                return default
+            if answer in YES or answer in NO:
+                return answer in YES
+            question = f"{label}: please answer yes or no [{'Y/n' if default else 'y/N'}]: "
+        raise UsageError(f"{label}: the answer is yes or no")
 
 
 @dataclass
@@ -82,6 +99,14 @@ class ConsoleSession:
     operator: str = "console"
     # Told each device login's user code and Slack user, once shown (the demo approves it).
     on_device_login: Callable[[str, str], None] | None = None
+    err: Console | None = None  # problems go here (stderr under `-c`); None: to `out`
+    buttons: bool = True  # print the choices (`-c` prints them only with --buttons)
+    # Interactive: a sync is followed by a background task and the prompt comes back.
+    background: bool = False
+    recent_alerts: deque[SlackMessage] = field(default_factory=lambda: deque(maxlen=RECENT_ALERTS))
+    # Project paths and their mirror ids seen so far: what line completion offers.
+    known_mirrors: dict[str, set[int]] = field(default_factory=dict)
+    followers: set[asyncio.Task[bool]] = field(default_factory=set)
 
     async def act_as(self, user_id: str) -> None:
         """Act as `user_id` from now on, and leave a trace of it in the audit log."""
@@ -100,15 +125,16 @@ class ConsoleSession:
         line = line.strip()
         if not line:
             return True
+        if CHOICE_KEY.fullmatch(line.lower()):
+            if choice := next((c for c in self.choices if c.key == line.lower()), None):
+                return await self.pick(choice)
+            return self.show(Problem(self._no_such_choice(line)))
         if line.isdigit():
-            return await self.pick(int(line))
+            return self.show(Problem(self._no_such_choice(line)))
+        if line.lower() == "alerts":
+            return self.show_recent_alerts()
         if line.split()[0] == "as" and len(line.split()) == 2:
-            user_id = line.split()[1].removeprefix("@")
-            if not SLACK_USER_ID.fullmatch(user_id):
-                return self.show(Problem(f"`{user_id[:40]}` is not a Slack user id (U…)"))
-            await self.act_as(user_id)
-            self.show(Info(f"you are now acting as {self.actor.user_id}"))
-            return True
+            return await self.switch_user(line.split()[1])
         try:
             command = parse_command(line, self.services.settings.gitlab_url)
         except UsageError as exc:
@@ -138,19 +164,14 @@ class ConsoleSession:
                 ok = await self.drive_rotation(rotation.id) and ok
         return ok
 
-    async def pick(self, number: int) -> bool:
-        if not 1 <= number <= len(self.choices):
-            return self.show(
-                Problem(
-                    f"there is no choice {number}"
-                    + (
-                        f": pick 1 to {len(self.choices)}"
-                        if self.choices
-                        else ": the last answer had no buttons"
-                    )
-                )
-            )
-        choice = self.choices[number - 1]
+    def _no_such_choice(self, typed: str) -> str:
+        keys = [c.key for c in self.choices]
+        if not keys:
+            return f"there is no choice `{typed[:10]}`: the last answer had no buttons"
+        shown = ", ".join(keys[:8]) + (" …" if len(keys) > 8 else "")
+        return f"there is no choice `{typed[:10]}`: buttons are picked by their letter ({shown})"
+
+    async def pick(self, choice: Choice) -> bool:
         if choice.action_id in (RotationActions.ROTATE, RotationActions.RECREATE):
             target = MirrorRef.model_validate_json(choice.value)
             assert target.mirror_id is not None
@@ -161,21 +182,84 @@ class ConsoleSession:
             reply = await press(choice.action_id, choice.value, self.actor, self.services)
         return await self.show_and_follow(reply)
 
+    async def switch_user(self, typed: str) -> bool:
+        """Only a linked user of this workspace: acting as anyone else would only fail later."""
+        user_id = typed.removeprefix("<").removeprefix("@").removesuffix(">").upper()
+        links = await self.services.accounts.list_links(self.actor.team_id)
+        if user_id not in {link.slack_user_id for link in links}:
+            known = ", ".join(f"{link.slack_user_id} ({link.gitlab_username})" for link in links)
+            return self.show(
+                Problem(
+                    f"`{typed[:40]}` is not a linked user here; "
+                    + (f"known users: {known}" if known else "nobody has linked an account yet")
+                )
+            )
+        await self.act_as(user_id)
+        self.show(Info(f"you are now acting as {self.actor.user_id}"))
+        return True
+
     def show(self, reply: Reply) -> bool:
-        renderable, choices = to_terminal(render(reply))
-        self.out.print(renderable)
+        self.remember(reply)
+        if isinstance(reply, StatusReport):
+            self.out.print(status_table(reply))
+            return True
+        return self.print_message(render(reply), problem=isinstance(reply, Problem))
+
+    def print_message(self, message: SlackMessage, *, problem: bool = False) -> bool:
+        renderable, choices = to_terminal(message, buttons=self.buttons)
+        (self.err or self.out).print(renderable) if problem else self.out.print(renderable)
         if choices:
             self.choices = choices
-        return not isinstance(reply, Problem)
+        return not problem
+
+    def remember(self, reply: Reply) -> None:
+        project = getattr(reply, "project", None) or getattr(
+            getattr(reply, "mirrors", None), "project", None
+        )
+        path = getattr(project, "path_with_namespace", None)
+        if isinstance(path, str):
+            ids = self.known_mirrors.setdefault(path, set())
+            listed = getattr(getattr(reply, "mirrors", None), "push_mirrors", None)
+            if isinstance(listed, list):
+                ids.update(m.id for m in listed)
+
+    # --- background output: alerts and syncs -------------------------------------------------
+
+    def alert(self, message: SlackMessage) -> None:
+        """An alert arriving in the background: printed without its buttons, which would
+        change what a letter means while you type; `alerts` shows it with them."""
+        self.recent_alerts.append(message)
+        self.out.print(to_terminal(message, buttons=False)[0])
+        if self.buttons:
+            self.out.print("  `alerts` shows it again with its buttons", style="dim")
+
+    def show_recent_alerts(self) -> bool:
+        if not self.recent_alerts:
+            self.out.print("No alerts since the console started.")
+            return True
+        # One message, so that each button has its own letter, under its own alert.
+        blocks = [block for message in self.recent_alerts for block in message.blocks]
+        return self.print_message(SlackMessage("recent alerts", blocks))
 
     async def follow(self, reply: SyncStarted, *, give_up_after: float = 60.0) -> bool:
-        """Print each mirror's status as it changes until it settles, as Slack's reply does;
+        """Follow the sync until GitLab settles it, printing each move. Interactive: in the
+        background, the prompt comes back at once (True: the sync was requested). Otherwise
         True only if GitLab finished every sync (what `-c` exits 0 for)."""
+        if not self.background:
+            return await self._follow(reply, give_up_after)
+        task = asyncio.create_task(self._follow(reply, give_up_after))
+        self.followers.add(task)
+        task.add_done_callback(self.followers.discard)
+        return True
+
+    async def _follow(self, reply: SyncStarted, give_up_after: float) -> bool:
         gitlab = await self.services.accounts.gitlab_for(self.actor.slack_user)
         ref = reply.project
         current = {m.id: m for m in reply.mirrors}
         settled: set[int] = set()
-        for requested in reply.mirrors:
+
+        async def follow_one(requested: Any) -> None:
+            shown = (requested.update_status, False)  # what the reply already said
             async for progress in follow_push_mirror(
                 gitlab,
                 ref,
@@ -187,10 +271,18 @@ class ConsoleSession:
                 current[requested.id] = progress.mirror
                 if progress.settled:
                     settled.add(requested.id)
+                if (progress.mirror.update_status, progress.settled) != shown:
+                    self._print_progress(reply, progress)
+
+        try:
+            await asyncio.gather(*(follow_one(m) for m in reply.mirrors))
+        except (GitLabError, DomainError) as exc:  # GitLab went away mid-sync: say so
+            self.show(Problem(f"stopped following the sync: {exc.user_message}"))
+            return False
         result = replace(
             reply, mirrors=[current[m.id] for m in reply.mirrors], settled=frozenset(settled)
         )
-        self.out.print(to_terminal(sync_progress(result, finished=True))[0])
+        self.out.print(to_terminal(sync_progress(result, finished=True), buttons=False)[0])
         return result.succeeded
 
     async def drive_rotation(self, rotation_id: str) -> bool:
@@ -231,6 +323,17 @@ class ConsoleSession:
             credentials = NewCredentials(username, password)
         return await request_rotation(
             gitlab, project, mirror_id, credentials, self.actor, self.services
+        )
+
+    def _print_progress(self, reply: SyncStarted, progress: SyncProgress) -> None:
+        mirror = progress.mirror
+        if not (progress.settled or mirror.is_in_progress):
+            return  # still the previous update's result: nothing has moved yet
+        self.out.print(
+            mrkdwn(
+                f"  :arrows_counterclockwise: {reply.project} · mirror "
+                f"{mirror.id} · {status_label(mirror.update_status, mirror.enabled)}"
+            )
         )
 
     # --- forms: the modals as prompts --------------------------------------------------------
@@ -390,19 +493,20 @@ def _cleared(answer: str) -> str:
     return "" if answer == CLEAR else answer
 
 
-async def print_alerts_forever(session: ConsoleSession, every: float = 2.0) -> None:
-    """Demo only: scan the watched projects and print the alerts for the console channel."""
+async def print_alerts_forever(
+    session: ConsoleSession, every: float = 2.0, *, first_after: float = 0.0
+) -> None:
+    """Demo only: scan the watched projects and print the alerts for the console channel
+    (the first scan after `first_after` seconds, so the prompt is there to keep)."""
     services = session.services
     gitlab = services.service_gitlab()
     assert gitlab is not None
     remind_after = timedelta(seconds=services.settings.mirrorbot_remind_after)
+    await asyncio.sleep(first_after)
     while True:
         with contextlib.suppress(Exception):
             await monitor.scan(services.sessions, gitlab, concurrency=4, remind_after=remind_after)
             for message in await outbox.claim_due(services.sessions, services.replica_id, limit=20):
-                renderable, choices = to_terminal(render_outbox(message.kind, message.payload))
-                session.out.print(renderable)
-                if choices:  # the alert's buttons can be picked like any others
-                    session.choices = choices
+                session.alert(render_outbox(message.kind, message.payload))
                 await outbox.mark_sent(services.sessions, message, None)
         await asyncio.sleep(every)

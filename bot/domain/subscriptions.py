@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -51,6 +51,7 @@ class SubscriptionInfo:
     broken_at: datetime | None = None  # Slack refused its posts for good (see broken_reason)
     broken_reason: str | None = None
     group_subscription_id: int | None = None  # added by a group subscription
+    already: bool = False  # `watch` found the channel watching the project already
 
     @staticmethod
     def of(row: Subscription) -> SubscriptionInfo:
@@ -184,6 +185,8 @@ class Subscriptions:
                     existing.broken_at = existing.broken_reason = None
                     existing.created_by = user_id  # who to tell if it breaks again
                     await _forget_undelivered_alerts(session, channel_id, project.id)
+                else:
+                    return replace(SubscriptionInfo.of(existing), already=True)
         return SubscriptionInfo(
             channel_id, project.id, project.path_with_namespace, user_id, channel_name
         )

@@ -28,6 +28,19 @@ from bot.slack_workspace import slack_api_base
 log = logging.getLogger(__name__)
 
 
+class _UnusedEnvTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment even when it is given a client, then
+    warns at start-up that the token goes unused. It does, on purpose: each request gets its
+    token from `authorize`. The warning would only make an operator doubt a sound setup."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_BOLT_APP_LOG = logging.getLogger("slack_bolt.AsyncApp")
+_BOLT_APP_LOG.addFilter(_UnusedEnvTokenNotice())
+
+
 def build_slack_client(
     services: Services,
     *,

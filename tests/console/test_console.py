@@ -4,6 +4,8 @@ import asyncio
 import contextlib
 import csv
 import io
+import os
+import re
 import subprocess
 import sys
 
@@ -48,7 +50,11 @@ def test_list_prints_the_mirrors_and_succeeds():
     assert "demo/website — 3 push mirrors" in result.stdout
     assert "https://*****:*****@github.example.org/acme/website.git" in result.stdout
     assert "hunter2" not in result.stdout
-    assert "[1] Sync now" in result.stdout
+    assert "Sync now" not in result.stdout  # -c prints buttons only with --buttons
+    with_buttons = console("-c", "list demo/website", "--buttons").stdout
+    assert "[a] Sync now   [b] Disable   [c] Details   [d] Delete" in with_buttons
+    # A disabled mirror offers no Sync: GitLab would refuse it.
+    assert "[j] Enable   [k] Details   [l] Delete" in with_buttons
 
 
 def test_the_leading_slash_command_is_optional():
@@ -66,12 +72,20 @@ def test_watch_into_a_named_channel_works_in_the_console():
     result = console("-c", "watch demo/website #ops")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "#ops now gets alerts for the mirrors of demo/website" in result.stdout
+    for channel in ("<#COPS|ops>", "#COPS"):  # Slack's escaped form and the raw id work too
+        assert "#ops now gets alerts" in console("-c", f"watch demo/website {channel}").stdout
+
+
+def test_watching_again_says_it_is_already_watching():
+    result = console("-c", "watch demo/website")  # the demo channel watches it from the start
+    assert result.returncode == 0
+    assert "#demo is already watching demo/website (since @UADA asked)" in result.stdout
 
 
 def test_bad_input_fails_with_one_line():
     result = console("-c", "show demo/website twelve")
     assert result.returncode == 1
-    assert "is not a mirror id" in result.stdout
+    assert "is not a mirror id" in result.stderr and not result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert console("-c", "key demo/website 1").returncode == 1  # a password mirror
 
@@ -101,10 +115,10 @@ def test_show_names_the_likely_cause_of_a_failing_mirror():
 
 
 def test_a_change_that_needs_approval_succeeds_by_asking():
-    result = console("-c", "disable demo/website 1")
+    result = console("-c", "disable demo/website 1", "--buttons")
     assert result.returncode == 0
     assert "asks to disable push mirror" in result.stdout
-    assert "[1] Approve" in result.stdout
+    assert "[a] Approve" in result.stdout
 
 
 # --- interactive: a scripted session through standard input -----------------------------------
@@ -115,12 +129,14 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
         "\n".join(
             [
                 "list demo/website",
-                "13",  # Enable on the disabled mirror 3
+                "3",  # a number is not a button: it could be mistaken for mirror 3
+                "j",  # Enable on the disabled mirror 3
                 "delete demo/website 1",
-                "1",  # Approve: refused, it is ada's own request
+                "a",  # Approve: refused, it is ada's own request
+                "as NOBODY",
                 "as UGRACE",
                 "approvals",
-                "1",  # grace approves
+                "a",  # grace approves
                 "list demo/website",
                 "frobnicate",
                 "quit",
@@ -133,6 +149,8 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
     assert result.returncode == 0, result.stderr
     assert "@UADA enabled push mirror 3" in out
     assert "you cannot approve your own request" in out
+    assert "buttons are picked by their letter" in out
+    assert "NOBODY is not a linked user here; known users: UADA (ada), UGRACE (grace)" in out
     assert "you are now acting as UGRACE" in out
     assert "executed — approved by @UGRACE, ran with @UADA's GitLab token" in out
     assert "demo/website — 2 push mirrors" in out  # mirror 1 is gone
@@ -272,7 +290,11 @@ async def test_the_demo_alert_appears_in_the_console():
                 await asyncio.sleep(0.05)
             task.cancel()
             assert "Mirror failing — push mirror 4 of demo/api" in out.getvalue()
-            assert "[1] Retry sync" in out.getvalue()
+            # Printed in the background without buttons (they would change what a letter
+            # means while you type); `alerts` shows it again with them.
+            assert "Retry sync" not in out.getvalue()
+            assert await session.handle("alerts")
+            assert "[a] Retry sync   [b] Disable" in out.getvalue()
         finally:
             await services.close()
 
@@ -413,10 +435,8 @@ async def test_a_console_ssh_rotation_offers_key_installed_as_a_choice():
         assert "Key installed — switch" in out.getvalue()
         assert prompts == []  # nothing to type for an SSH mirror
         assert ssh.id in website.push_mirrors
-        choice = next(
-            i for i, c in enumerate(session.choices, 1) if c.action_id == "rotation-key-installed"
-        )
-        assert await session.handle(str(choice))
+        choice = next(c.key for c in session.choices if c.action_id == "rotation-key-installed")
+        assert await session.handle(choice)
         assert "finished" in out.getvalue()
         assert ssh.id not in website.push_mirrors
 
@@ -431,9 +451,55 @@ async def test_a_console_rotation_that_needs_approval_runs_once_grace_approves()
         assert 4 in api.push_mirrors
         await session.act_as("UGRACE")
         assert await session.handle("approvals")
-        approve = next(
-            i for i, c in enumerate(session.choices, 1) if c.action_id == "approval-approve"
-        )
-        assert await session.handle(str(approve))
+        approve = next(c.key for c in session.choices if c.action_id == "approval-approve")
+        assert await session.handle(approve)
         assert "replaces 4, which is deleted" in out.getvalue()
         assert 4 not in api.push_mirrors
+
+
+# --- honest scripting and readable text ---------------------------------------------------------
+
+
+def test_status_before_any_check_says_nothing_was_checked_and_refresh_checks():
+    before = console("-c", "status")
+    assert before.returncode == 0
+    assert "nothing has been checked yet" in before.stdout and "0 failing" not in before.stdout
+    refreshed = console("-c", "status --refresh")
+    assert refreshed.returncode == 0
+    assert "6 mirrors, 1 failing (just refreshed)" in refreshed.stdout
+
+
+def test_status_is_in_aligned_columns_failing_first():
+    lines = console("-c", "status --refresh").stdout.splitlines()
+    header = next(line for line in lines if line.startswith("status"))
+    rows = [line for line in lines if line.startswith(("●", "○"))]
+    assert rows[0].startswith("● failed") and "Authentication failed" in rows[0]
+    for column in ("project", "mirror", "last success", "target"):
+        start = header.index(column)
+        # Each row's value starts where its column's header does.
+        assert all(row[start] != " " and row[start - 1] == " " for row in rows), column
+
+
+def test_times_are_absolute_and_name_their_time_zone():
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--demo", "-c", "show demo/website 1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TZ": "Europe/Paris"},
+    )
+    assert re.search(r"Last success: \d{4}-\d\d-\d\d \d\d:\d\d CET", result.stdout), result.stdout
+    assert "Auth method: password" in result.stdout
+    assert "Auth method: SSH key" in console("-c", "show demo/website 2").stdout
+
+
+async def test_yes_no_questions_take_only_yes_or_no():
+    # URL, auth, then "Enabled" answered "maybe" (asked again) and "no".
+    answers = ["https://backup.example.org/y.git", "password", "maybe", "no", "n", "n", ""]
+    async with demo_session(answers) as (session, world, out, prompts):
+        assert await session.handle("add demo/api")
+        assert "added push mirror" in out.getvalue()
+        assert sum(prompt.startswith("Enabled") for prompt in prompts) == 2
+        assert "please answer yes or no" in prompts[3]
+        project = next(p for p in world.projects.values() if p.path == "demo/api")
+        assert max(project.push_mirrors.values(), key=lambda m: m.id).enabled is False

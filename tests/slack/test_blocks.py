@@ -136,3 +136,18 @@ def test_an_approval_card_with_long_values_stays_within_limits():
     )
     assert_within_limits(approval_card(approval))
     assert_within_limits(pending_approvals(PendingApprovals([approval] * 60)))
+
+
+def test_buttons_offer_only_what_can_be_done():
+    project = ProjectRef.of(1, "g/p")
+    disabled = PushMirror(id=3, url="https://h.example/x.git", enabled=False, update_status="none")
+    listed = str(mirror_list(ProjectMirrors(project, [disabled], None, None)).blocks)
+    assert "Sync now" not in listed and "Enable" in listed  # GitLab refuses to sync it
+    details = str(mirror_details(project, disabled).blocks)
+    assert "Details" not in details.replace("'Details of", "")  # no Details inside Details
+
+
+def test_api_values_are_words():
+    mirror = PushMirror(id=4, url="https://h.example/x.git", enabled=True, update_status="none")
+    listed = str(mirror_list(ProjectMirrors(ProjectRef.of(1, "g/p"), [mirror], None, None)).blocks)
+    assert "never synced" in listed and "· none" not in listed

@@ -53,7 +53,7 @@ def test_show_one_mirror_in_full(linked: Harness):
     mirror = linked.sample.ssh_mirror
     linked.command(f"show group/app {mirror.id}")
     body = linked.wait_response(f"Push mirror {mirror.id}")
-    assert "SSH public key" in json.dumps(body)
+    assert "SSH key" in json.dumps(body)
 
 
 def test_key_of_an_ssh_mirror_and_of_a_password_mirror(linked: Harness):
@@ -225,7 +225,7 @@ def test_status_answers_from_observations_and_refreshes(linked: Harness):
     linked.command("watch group/app", channel="C9")
     linked.wait_response("now gets alerts")
     linked.command("status", channel="C9")
-    linked.wait_response("not observed yet")
+    linked.wait_response("nothing has been checked yet")
     linked.sample.world.fail_now(linked.sample.https_mirror, "fatal: Authentication failed")
     reads = len(linked.gitlab.requests.matching("GET"))
     linked.command("status --refresh", channel="C9", user="USTRANGER")  # spends the budget

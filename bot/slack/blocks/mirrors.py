@@ -34,17 +34,25 @@ def failing_first(mirrors: list[PushMirror]) -> list[PushMirror]:
     return sorted(mirrors, key=lambda m: (not (m.enabled and m.is_failed), m.id))
 
 
-def mirror_buttons(project: ProjectRef | int, mirror: PushMirror) -> list[dict[str, Any]]:
+def mirror_buttons(
+    project: ProjectRef | int, mirror: PushMirror, *, details: bool = True
+) -> list[dict[str, Any]]:
+    """Only what can be done: no Sync on a disabled mirror (GitLab refuses it), no Details
+    inside the details (`details=False`), no Rotate of a disabled one (its new mirror could
+    not be synced to prove the new credentials)."""
     value = MirrorRef.to(_ref(project), mirror.id).dump()
-    buttons = [button("Sync now", MirrorActions.SYNC, value, "primary")]
+    buttons = []
     if mirror.enabled:
+        buttons.append(button("Sync now", MirrorActions.SYNC, value, "primary"))
         buttons.append(button("Disable", MirrorActions.DISABLE, value))
     else:
-        buttons.append(button("Enable", MirrorActions.ENABLE, value))
+        buttons.append(button("Enable", MirrorActions.ENABLE, value, "primary"))
     if mirror.has_public_key:
         buttons.append(button("Public key", MirrorActions.PUBLIC_KEY, value))
-    buttons.append(button("Details", MirrorActions.DETAILS, value))
-    buttons.append(button("Rotate credentials", RotationActions.ROTATE, value))
+    if details:
+        buttons.append(button("Details", MirrorActions.DETAILS, value))
+    if mirror.enabled:
+        buttons.append(button("Rotate credentials", RotationActions.ROTATE, value))
     buttons.append(
         button(
             "Delete",
@@ -176,7 +184,7 @@ def mirror_details(project: ProjectRef, mirror: PushMirror) -> SlackMessage:
     )
     fields = [
         ("Status", status_label(mirror.update_status, mirror.enabled)),
-        ("Auth method", "SSH public key" if mirror.auth_method == "ssh_public_key" else "password"),
+        ("Auth method", "SSH key" if mirror.auth_method == "ssh_public_key" else "password"),
         ("Branches", branch_filter),
         ("Divergent refs", divergent),
         ("Last update", slack_date(mirror.last_update_at)),
@@ -197,7 +205,7 @@ def mirror_details(project: ProjectRef, mirror: PushMirror) -> SlackMessage:
         blocks.append(section(f"*Last error*\n```{escape(shorten(mirror.last_error, 2500))}```"))
         if mirror.is_failed and (cause := likely_cause(mirror.last_error)):
             blocks.append(section(cause))
-    blocks.append(actions(f"mirror-{mirror.id}", *mirror_buttons(project, mirror)))
+    blocks.append(actions(f"mirror-{mirror.id}", *mirror_buttons(project, mirror, details=False)))
     return SlackMessage(f"Push mirror {mirror.id} of {project}: {mirror.update_status}", blocks)
 
 

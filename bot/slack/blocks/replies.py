@@ -398,11 +398,18 @@ def status_report(reply: StatusReport) -> SlackMessage:
         if reply.oldest_observation
         else "not observed yet — run `/mirror status --refresh`"
     )
-    header = (
+    projects = (
         f"*Mirror health* of {reply.watched_projects} watched project"
-        f"{'s' if reply.watched_projects != 1 else ''}: {len(rows)} mirrors, "
-        f"{len(failing)} failing ({'just refreshed' if reply.refreshed else age})"
+        f"{'s' if reply.watched_projects != 1 else ''}: "
     )
+    if not rows and not reply.refreshed and reply.oldest_observation is None:
+        # "0 mirrors, 0 failing" would claim a health nobody has looked at yet.
+        header = projects + "nothing has been checked yet — run `/mirror status --refresh`"
+    else:
+        header = projects + (
+            f"{len(rows)} mirrors, {len(failing)} failing "
+            f"({'just refreshed' if reply.refreshed else age})"
+        )
     blocks: list[dict[str, Any]] = [section(header)]
     if reply.unchecked:
         blocks.append(

@@ -82,10 +82,15 @@ def slack_ago(moment: datetime | None) -> str:
     return slack_date(moment, "{ago}")
 
 
+# GitLab's values where a person would not say them so.
+STATUS_WORDS = {"none": "never synced", "to_retry": "retrying"}
+
+
 def status_label(update_status: str, enabled: bool) -> str:
     if not enabled:
         return ":black_circle: disabled"
-    return f"{STATUS_ICONS.get(update_status, ':white_circle:')} {update_status}"
+    word = STATUS_WORDS.get(update_status, update_status)
+    return f"{STATUS_ICONS.get(update_status, ':white_circle:')} {word}"
 
 
 def section(text: str, **extra: Any) -> dict[str, Any]:
