@@ -7,6 +7,7 @@ Requests are counted from the simulator's log, per token (a hash of it) and per 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -19,11 +20,14 @@ import pytest
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session
 
+from bot.domain.accounts import Accounts, SlackUser
+from bot.gitlab.client import create_http_client
 from bot.simulator import GitLabSimulator, Timing, World
 from bot.simulator.server import RecordedRequest, token_fingerprint
 from bot.simulator.world import SimProject
-from bot.store.crypto import generate_key
-from bot.store.db import sync_url
+from bot.store.crypto import TokenCipher, generate_key
+from bot.store.db import create_engine as create_async_engine
+from bot.store.db import session_factory, sync_url
 from bot.store.migrate import upgrade_database
 from bot.store.models import Lease, OutboxMessage, ScheduledCheck, Subscription
 from tests.fakes.bot_server import SIGNING_SECRET, SlackUserAgent
@@ -90,6 +94,24 @@ class Fleet:
                 for p in self.projects
             )
         engine.dispose()
+
+    def link(self, user_id: str) -> None:
+        """Link a Slack user to a GitLab user of its own (`status --refresh` needs one)."""
+        person = self.world.add_user(user_id.lower())
+        token = f"glpat-{user_id.lower()}-person-token-01"
+        self.world.add_token(person, token)
+
+        async def link() -> None:
+            engine = create_async_engine(self.database_url)
+            http = create_http_client(self.gitlab.url)
+            try:
+                accounts = Accounts(session_factory(engine), TokenCipher([self.key]), http)
+                await accounts.link(SlackUser(TEAM_ID, user_id), token, linked_by="test")
+            finally:
+                await http.aclose()
+                await engine.dispose()
+
+        asyncio.run(link())
 
     def start(self, count: int, **settings: str) -> list[ServeProcess]:
         env = serve_env(
@@ -237,6 +259,7 @@ def test_a_leader_that_stops_renewing_is_replaced_and_stands_down_when_it_comes_
 def test_two_replicas_spend_one_budget_of_30_requests_in_any_60_seconds(fleet: Fleet):
     """20 projects need 40 requests a scan; both replicas poll every second and the
     follower runs `status --refresh` too: still at most 30 requests in any 60 s."""
+    fleet.link("UALICE")
     both = fleet.start(2, MIRRORBOT_GITLAB_REQUESTS_PER_MINUTE="30")
     fleet.wait("the first window's budget spent", lambda: len(fleet.service_requests()) >= 30, 30)
     [leader] = [r for r in both if fleet.by(r)]

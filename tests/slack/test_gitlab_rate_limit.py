@@ -8,6 +8,7 @@ from bot.simulator.rate_limits import RateLimit
 from bot.store.crypto import generate_key
 from bot.store.db import sync_url
 from bot.store.models import Subscription
+from tests.conftest import ALICE_TOKEN
 from tests.fakes.slack import TEAM_ID
 from tests.slack.conftest import start_harness
 
@@ -43,6 +44,7 @@ def test_a_refresh_waits_for_gitlabs_reset_instead_of_meeting_its_429(
         gitlab_sim.rate_limit = RateLimit(limit=20, period=3.0)
         gitlab_sim.requests.clear()
         gitlab_sim.rate_limit.spend(sample.alice.username, 12)
+        h.link("UALICE", ALICE_TOKEN)  # a refresh spends the budget: linked people only
         h.command("status --refresh", channel="CFLEET")
         h.wait_response("just refreshed", timeout=30)
         answered = [r for r in gitlab_sim.requests.matching() if "/projects/" in r.path]
