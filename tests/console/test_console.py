@@ -52,9 +52,11 @@ def test_list_prints_the_mirrors_and_succeeds():
     assert "hunter2" not in result.stdout
     assert "Sync now" not in result.stdout  # -c prints buttons only with --buttons
     with_buttons = console("-c", "list demo/website", "--buttons").stdout
-    assert "[a] Sync now   [b] Disable   [c] Details   [d] Delete" in with_buttons
+    assert "[a] Sync now   [b] Disable   [c] Details   [d] Rotate credentials   [e] Delete" in (
+        with_buttons
+    )
     # A disabled mirror offers no Sync: GitLab would refuse it.
-    assert "[j] Enable   [k] Details   [l] Delete" in with_buttons
+    assert "[l] Enable   [m] Details   [n] Delete" in with_buttons
 
 
 def test_the_leading_slash_command_is_optional():
@@ -130,7 +132,7 @@ def test_a_scripted_session_toggles_deletes_with_approval_and_leaves():
             [
                 "list demo/website",
                 "3",  # a number is not a button: it could be mistaken for mirror 3
-                "j",  # Enable on the disabled mirror 3
+                "l",  # Enable on the disabled mirror 3
                 "delete demo/website 1",
                 "a",  # Approve: refused, it is ada's own request
                 "as NOBODY",
@@ -294,7 +296,7 @@ async def test_the_demo_alert_appears_in_the_console():
             # means while you type); `alerts` shows it again with them.
             assert "Retry sync" not in out.getvalue()
             assert await session.handle("alerts")
-            assert "[a] Retry sync   [b] Disable" in out.getvalue()
+            assert "[a] Retry sync   [b] Rotate credentials   [c] Disable" in out.getvalue()
         finally:
             await services.close()
 

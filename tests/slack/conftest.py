@@ -207,6 +207,26 @@ def harness(
     h.server.stop()
 
 
+WEBHOOK_SECRET = "hook-secret"
+
+
+@pytest.fixture
+def webhook_harness(sample, gitlab_sim, slack, sqlite_url) -> Iterator[Harness]:
+    """The app with the webhook secret set and a monitor interval of an hour, so that the
+    webhooks a test sends are what trigger the checks."""
+    h = start_harness(
+        sample,
+        gitlab_sim,
+        slack,
+        sqlite_url,
+        generate_key(),
+        gitlab_webhook_secret=WEBHOOK_SECRET,
+        mirrorbot_poll_interval=3600,
+    )
+    yield h
+    h.server.stop()
+
+
 @pytest.fixture
 def linked(harness: Harness) -> Harness:
     """alice and bob (Maintainers) and dave (Developer) have linked their accounts."""

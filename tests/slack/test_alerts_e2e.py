@@ -18,9 +18,8 @@ from bot.store.db import sync_url
 from bot.store.models import OutboxMessage, WebhookEvent
 from tests.conftest import ALICE_TOKEN
 from tests.fakes.slack import SlackCall
-from tests.slack.conftest import Harness, start_harness
+from tests.slack.conftest import WEBHOOK_SECRET, Harness, start_harness
 
-WEBHOOK_SECRET = "hook-secret"
 AUTH_ERROR = "fatal: Authentication failed for 'https://github.example.org/acme/app.git/'"
 
 
@@ -105,20 +104,8 @@ def watching(linked: Harness) -> Harness:
 
 
 @pytest.fixture
-def harness(sample, gitlab_sim, slack, sqlite_url):
-    # Alerts need the webhook secret; the monitor's own interval is long unless a test
-    # asks for a short one, so webhooks are what trigger checks here.
-    h = start_harness(
-        sample,
-        gitlab_sim,
-        slack,
-        sqlite_url,
-        generate_key(),
-        gitlab_webhook_secret=WEBHOOK_SECRET,
-        mirrorbot_poll_interval=3600,
-    )
-    yield h
-    h.server.stop()
+def harness(webhook_harness: Harness) -> Harness:
+    return webhook_harness
 
 
 def test_a_push_to_a_failing_mirror_posts_one_alert(watching: Harness):

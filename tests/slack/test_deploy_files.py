@@ -9,9 +9,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.store.crypto import generate_key
-from tests.slack.conftest import Harness, start_harness
-from tests.slack.test_alerts_e2e import WEBHOOK_SECRET, push_event, send_webhook
+from tests.slack.conftest import Harness
+from tests.slack.test_alerts_e2e import push_event, send_webhook
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC = re.compile(r"\bmirrorbot_[a-z_]+\b")
@@ -43,18 +42,8 @@ def balanced(expr: str) -> bool:
 
 
 @pytest.fixture
-def harness(sample, gitlab_sim, slack, sqlite_url):
-    h = start_harness(
-        sample,
-        gitlab_sim,
-        slack,
-        sqlite_url,
-        generate_key(),
-        gitlab_webhook_secret=WEBHOOK_SECRET,
-        mirrorbot_poll_interval=3600,
-    )
-    yield h
-    h.server.stop()
+def harness(webhook_harness: Harness) -> Harness:
+    return webhook_harness
 
 
 def test_every_metric_the_dashboard_and_rules_query_is_on_metrics(linked: Harness):

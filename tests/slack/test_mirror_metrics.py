@@ -5,24 +5,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from bot.store.crypto import generate_key
-from tests.slack.conftest import Harness, start_harness
-from tests.slack.test_alerts_e2e import AUTH_ERROR, WEBHOOK_SECRET, push_event, send_webhook
+from tests.slack.conftest import Harness
+from tests.slack.test_alerts_e2e import AUTH_ERROR, push_event, send_webhook
 
 
 @pytest.fixture
-def harness(sample, gitlab_sim, slack, sqlite_url):
-    h = start_harness(
-        sample,
-        gitlab_sim,
-        slack,
-        sqlite_url,
-        generate_key(),
-        gitlab_webhook_secret=WEBHOOK_SECRET,
-        mirrorbot_poll_interval=3600,
-    )
-    yield h
-    h.server.stop()
+def harness(webhook_harness: Harness) -> Harness:
+    return webhook_harness
 
 
 def test_the_mirror_metrics_move_with_a_failure_and_a_recovery(linked: Harness):

@@ -5,24 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.store.crypto import generate_key
-from tests.slack.conftest import Harness, start_harness
-from tests.slack.test_alerts_e2e import WEBHOOK_SECRET, alert_calls, push_event, send_webhook
+from tests.slack.conftest import Harness
+from tests.slack.test_alerts_e2e import alert_calls, push_event, send_webhook
 
 
 @pytest.fixture
-def harness(sample, gitlab_sim, slack, sqlite_url):
-    h = start_harness(
-        sample,
-        gitlab_sim,
-        slack,
-        sqlite_url,
-        generate_key(),
-        gitlab_webhook_secret=WEBHOOK_SECRET,
-        mirrorbot_poll_interval=3600,
-    )
-    yield h
-    h.server.stop()
+def harness(webhook_harness: Harness) -> Harness:
+    return webhook_harness
 
 
 @pytest.fixture
