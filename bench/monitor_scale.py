@@ -29,10 +29,12 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import gitlab
 from common import SERVICE_TOKEN, start_gitlab, table, world_with_projects, write_figures
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.domain.monitor import check_projects, scan
 from bot.gitlab.client import GitLabClient, create_http_client
@@ -42,9 +44,10 @@ from bot.store.models import MirrorState, Subscription
 from bot.store.request_budget import SharedRequestBudget
 
 
-async def run(args: argparse.Namespace) -> dict[str, float]:
-    world, projects = world_with_projects(args.projects, mirrors=(1, 1))
-    simulator = start_gitlab(world, args.latency)
+async def watched_database(
+    projects: list[Any],
+) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """A fresh SQLite database in which one channel watches every project."""
     database_url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
     upgrade_database(database_url)
     engine = create_engine(database_url)
@@ -60,6 +63,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             )
             for p in projects
         )
+    return engine, sessions
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    world, projects = world_with_projects(args.projects, mirrors=(1, 1))
+    simulator = start_gitlab(world, args.latency)
+    engine, sessions = await watched_database(projects)
     http = create_http_client(simulator.url)
     budget = SharedRequestBudget(engine, SERVICE_TOKEN, args.budget, window=args.window)
     gitlab_client = GitLabClient(http, SERVICE_TOKEN, budget=budget)
@@ -133,21 +143,7 @@ async def presence_run(args: argparse.Namespace) -> dict[str, float]:
     for p in with_pull:
         world.set_pull_mirror(p, f"https://upstream.example.org/{p.id}.git", enabled=True)
     simulator = start_gitlab(world, args.latency)
-    database_url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-    upgrade_database(database_url)
-    engine = create_engine(database_url)
-    sessions = session_factory(engine)
-    async with transaction(sessions) as session:
-        session.add_all(
-            Subscription(
-                slack_team_id="T",
-                channel_id="C",
-                project_id=p.id,
-                project_path=p.path,
-                created_by="U",
-            )
-            for p in projects
-        )
+    engine, sessions = await watched_database(projects)
     http = create_http_client(simulator.url)
     gitlab_client = GitLabClient(http, SERVICE_TOKEN)
     figures: dict[str, float] = {"projects": len(projects), "with_pull": len(with_pull)}
