@@ -444,3 +444,14 @@ class MonitorScans(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     scans: Mapped[int] = mapped_column(BigInteger)
+
+
+class SeenSlackRequest(Base):
+    """A Slack request signature admitted once (its SHA-256), shared by every replica: a
+    captured request replayed to another replica within its 5 minutes is refused there
+    too. Rows outlive Slack's window, by the database's clock, and are then pruned."""
+
+    __tablename__ = "seen_slack_requests"
+
+    signature_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)  # epoch seconds

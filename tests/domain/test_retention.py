@@ -145,6 +145,7 @@ async def test_pruning_deletes_what_is_past_retention_and_keeps_what_is_still_ne
         "slack_outbox": 3,
         "alert_messages": 1,
         "scheduled_checks": 1,
+        "seen_slack_requests": 0,  # none admitted here (see tests/store/test_seen_requests.py)
     }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from bot.doors import SLACK_MAX_BODY_BYTES
 from bot.store.crypto import generate_key
-from tests.slack.conftest import Harness, start_harness
+from tests.slack.conftest import ALICE_TOKEN, Harness, start_harness
 from tests.slack.test_socket_mode import REPLIES, forged_requests
 
 # Each door, an unauthenticated request to it, and what that request must get.
@@ -147,6 +147,40 @@ def test_a_replayed_signed_request_is_refused(harness: Harness):
         f"{harness.server.url}/slack/events", content=body.encode(), headers=first.request.headers
     )
     assert again.status_code == 401
+
+
+@pytest.fixture
+def two_replicas(sample, gitlab_sim, slack, database_url):
+    """Two app servers on one database, as two replicas behind a load balancer."""
+    key = generate_key()
+    replicas = [start_harness(sample, gitlab_sim, slack, database_url, key) for _ in range(2)]
+    replicas[0].link("UALICE", ALICE_TOKEN)
+    yield replicas
+    for replica in replicas:
+        replica.server.stop()
+
+
+def test_a_signed_request_replayed_to_another_replica_is_refused(two_replicas):
+    """Slack sent a command to one replica; a captured copy sent to the other within its
+    5 minutes is refused there, and GitLab and Slack see nothing of it."""
+    first, second = two_replicas
+    sent = first.command("list group/app")
+    first.wait_response("2 push mirrors")
+    first.settle()
+    gitlab_before = len(first.gitlab.requests.entries)
+    replayed = httpx.post(
+        f"{second.server.url}/slack/events",
+        content=sent.request.content,
+        headers=sent.request.headers,
+    )
+    assert replayed.status_code == 401
+    # A request Slack really sent is still welcome at the second replica: its reply is
+    # the only other one, and its reads the only other GitLab requests.
+    second.command("show group/app 1")
+    second.wait_response("Push mirror")
+    second.settle()
+    assert len(first.slack.of("response_url")) == 2
+    assert len(first.gitlab.requests.entries) == gitlab_before + 1
 
 
 def test_a_slack_body_just_under_the_limit_still_gets_its_signature_checked(harness: Harness):
