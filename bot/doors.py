@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +18,6 @@ from typing import Protocol
 
 from slack_sdk.signature import SignatureVerifier
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-log = logging.getLogger(__name__)
 
 # Slack's largest real payloads (a modal's full state, a message with 50 blocks) are tens
 # of KiB; 1 MiB is generous and keeps a flood of big bodies cheap to refuse.
@@ -47,25 +44,17 @@ class Knock(Protocol):
         """A check of the headers alone, before any body is read."""
         ...
 
-    async def admits(self, headers: Headers, body: bytes) -> bool: ...
-
-
-class SharedSeen(Protocol):
-    """Signatures admitted by any replica (bot.store.seen_requests)."""
-
-    async def first_time(self, signature: str) -> bool: ...
+    def admits(self, headers: Headers, body: bytes) -> bool: ...
 
 
 @dataclass(frozen=True)
 class SlackSignature:
     """Slack's v0 signature of timestamp and body with the signing secret; a timestamp
-    more than 5 minutes away is refused, and so is a signature admitted before, by this
-    process or (with `shared`) by any replica: a captured request cannot be replayed."""
+    more than 5 minutes away is refused, so a captured request cannot be replayed."""
 
     signing_secret: str = field(repr=False)
     needs_body: bool = True
     seen: SeenSignatures = field(default_factory=lambda: SeenSignatures(SLACK_MAX_AGE_SECONDS))
-    shared: SharedSeen | None = None
 
     def plausible(self, headers: Headers) -> bool:
         timestamp = headers.get("x-slack-request-timestamp", b"").decode("latin-1")
@@ -77,7 +66,7 @@ class SlackSignature:
             and signature.startswith(b"v0=")
         )
 
-    async def admits(self, headers: Headers, body: bytes) -> bool:
+    def admits(self, headers: Headers, body: bytes) -> bool:
         timestamp = headers.get("x-slack-request-timestamp", b"").decode("latin-1")
         signature = headers.get("x-slack-signature", b"").decode("latin-1")
         if not self.plausible(headers):
@@ -86,23 +75,13 @@ class SlackSignature:
             return False
         # A valid signature seen before is a replay (a captured request sent again within
         # its 5 minutes): Slack signs every request it sends anew.
-        if not self.seen.first_time(signature):
-            return False
-        if self.shared is None:
-            return True
-        try:
-            return await self.shared.first_time(signature)
-        except Exception:
-            # The database is down: the bot can do little for this request anyway, and
-            # this replica's own memory still refuses its replays. Refusing everyone
-            # would hide the outage behind "invalid request".
-            log.warning("could not record a Slack request signature", exc_info=True)
-            return True
+        return self.seen.first_time(signature)
 
 
 class SeenSignatures:
-    """Signatures admitted in the last `seconds`, in this process: a replay to the same
-    replica is refused without a query."""
+    """Signatures admitted in the last `seconds`, in this process. A replay that reaches
+    another replica is stopped before its work runs (bot/slack/replays.py): a query here,
+    before the ack, would cost every request more than the ack itself."""
 
     def __init__(self, seconds: float, most: int = 100_000) -> None:
         self._seconds, self._most = seconds, most
@@ -129,12 +108,12 @@ class SharedSecretHeader:
     needs_body: bool = False
 
     def plausible(self, headers: Headers) -> bool:
+        return self.admits(headers, b"")
+
+    def admits(self, headers: Headers, body: bytes) -> bool:
         if not self.secret:
             return False
         return hmac.compare_digest(headers.get(self.header, b""), self.secret.encode())
-
-    async def admits(self, headers: Headers, body: bytes) -> bool:
-        return self.plausible(headers)
 
 
 @dataclass(frozen=True)
@@ -146,7 +125,7 @@ class Public:
     def plausible(self, headers: Headers) -> bool:
         return True
 
-    async def admits(self, headers: Headers, body: bytes) -> bool:
+    def admits(self, headers: Headers, body: bytes) -> bool:
         return True
 
 
@@ -201,7 +180,7 @@ class Doors:
         if body is None:
             await answer(send, 413, {"error": "payload too large"})
             return
-        if door.knock.needs_body and not await door.knock.admits(headers, body):
+        if door.knock.needs_body and not door.knock.admits(headers, body):
             await answer(send, 401, {"error": door.refusal})
             return
         await door.app(scope, _replay(body, receive), send)

@@ -26,7 +26,6 @@ from bot import metrics as metrics_module
 from bot.config import Settings
 from bot.domain import inbox, outbox, project_access
 from bot.doors import (
-    SLACK_MAX_AGE_SECONDS,
     SLACK_MAX_BODY_BYTES,
     Door,
     Doors,
@@ -40,7 +39,6 @@ from bot.slack.app import build_slack_client, build_slack_surface
 from bot.slack.channel_directory import SlackChannelDirectory
 from bot.slack.ids import REQUEST_PATH
 from bot.store.migrate import upgrade_database
-from bot.store.seen_requests import SeenSlackRequests
 from bot.webhooks.gitlab import PATH as WEBHOOK_PATH
 from bot.webhooks.gitlab import TOKEN_HEADER as WEBHOOK_TOKEN_HEADER
 from bot.webhooks.gitlab import GitLabWebhook
@@ -148,10 +146,7 @@ def create_app(
             Door(
                 REQUEST_PATH,
                 "POST",
-                SlackSignature(
-                    settings.slack_signing_secret.get_secret_value(),
-                    shared=SeenSlackRequests(services.engine, SLACK_MAX_AGE_SECONDS),
-                ),
+                SlackSignature(settings.slack_signing_secret.get_secret_value()),
                 request_response(slack_events),
                 max_body_bytes=SLACK_MAX_BODY_BYTES,
                 refusal="invalid request",

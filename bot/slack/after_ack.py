@@ -21,9 +21,11 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
+from bot.slack.replays import FirstUse, unless_replayed
+
 log = logging.getLogger(__name__)
 
-QUIET_SECONDS = 0.005
+QUIET_SECONDS = 0.002
 LONGEST_WAIT_SECONDS = 0.5
 # Work started at once when it may: a few per turn of the loop, so that a request arriving
 # meanwhile is not stuck behind all of them.
@@ -89,6 +91,8 @@ class AfterAck:
 
 
 def later(context: dict[str, Any], work: Work) -> None:
-    """Run `work` after the listener returns (and so after Slack has its ack)."""
+    """Run `work` after the listener returns (and so after Slack has its ack), unless the
+    request is a replay (bot/slack/replays.py)."""
     after_ack: AfterAck = context["after_ack"]
-    after_ack.start(work)
+    first_use: FirstUse | None = context.get("first_use")
+    after_ack.start(unless_replayed(first_use, work) if first_use is not None else work)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -18,12 +19,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain.delivery_health import DeliveryHealth
+from bot.doors import SLACK_MAX_AGE_SECONDS
 from bot.services import Services
 from bot.slack import delivery, listeners, rotations
 from bot.slack.after_ack import AfterAck
 from bot.slack.identity import BotIdentity
 from bot.slack.outbox_sender import TOKEN_REJECTED
+from bot.slack.replays import FirstUse
 from bot.slack_workspace import slack_api_base
+from bot.store.seen_requests import SeenSlackRequests
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +111,23 @@ def build_slack_surface(services: Services, *, verify_requests: bool = True) -> 
         process_before_response=True,
     )
 
+    # Signed requests are recorded before their work runs (Socket Mode's carry no signature).
+    seen = SeenSlackRequests(services.engine, SLACK_MAX_AGE_SECONDS) if verify_requests else None
+
     # One middleware, not two: Bolt inspects and fills each one's arguments per request.
+
     async def with_services(
-        context: dict[str, Any], body: dict[str, Any], next: Callable[[], Awaitable[Any]]
+        context: dict[str, Any],
+        body: dict[str, Any],
+        req: AsyncBoltRequest,
+        next: Callable[[], Awaitable[Any]],
     ) -> Any:
         """Hand listeners the services, and count each request's outcome."""
         context["services"] = services
         context["after_ack"] = after_ack
+        signatures = req.headers.get("x-slack-signature") or []
+        if seen is not None and signatures:
+            context["first_use"] = FirstUse(seen, signatures[0])
         response = await next()
         kind = str(body.get("type") or ("command" if "command" in body else "other"))
         status = getattr(response, "status", 200)
