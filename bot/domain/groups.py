@@ -4,7 +4,9 @@
 has the Maintainer role, whose mirrors it can read) and subscribes the channel to each. A
 discovery pass lists them again with the same person's token, so projects added later are
 watched and projects that left (or that the person can no longer read) stop being
-watched. A project the channel also watches directly keeps that one subscription: alerts
+watched. When that person's token can no longer list the group at all (their link gone,
+the group out of their reach), the channel is told once, and again when it works. A
+project the channel also watches directly keeps that one subscription: alerts
 go once per channel however a project is watched.
 """
 
@@ -19,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import audit
 from bot.domain.accounts import SlackUser
+from bot.domain.errors import LinkBroken, NotLinked, TokenNotUsable
+from bot.domain.outbox import MessageKind, enqueue
+from bot.gitlab import errors
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.models import MAINTAINER, Project
 from bot.gitlab.refs import GroupRef
@@ -89,6 +94,8 @@ async def watch_group(
             )
         row.group_path = group.full_path
         row.created_by = user_id  # whose token discovery reads with from now on
+        if row.problem is not None:  # taken over by someone who can list it
+            await _can_list_again(session, row)
         await _follow(session, row, projects, channel_name)
         count = await _project_count(session, row.id)
     return GroupWatch(channel_id, group.id, group.full_path, count, user_id)
@@ -174,7 +181,12 @@ async def discover(
         except Exception as exc:  # one group's trouble (a lost link, a 404): next pass retries
             words = getattr(exc, "user_message", None) or type(exc).__name__
             result.problems.append(f"group {row.group_path}: {words}")
-            log.warning("group discovery of %s failed: %s", row.group_path, words)
+            if not lasting(exc):
+                log.warning(
+                    "group discovery of %s failed (next pass retries): %s", row.group_path, words
+                )
+            elif await _cannot_list(sessions, row.id, words):  # logged once, not every pass
+                log.warning("group discovery of %s stopped: %s", row.group_path, words)
             continue
         async with transaction(sessions) as session:
             current = await session.get(GroupSubscription, row.id)
@@ -182,10 +194,66 @@ async def discover(
                 continue
             added, removed = await _follow(session, current, projects, None)
             current.discovered_at = utcnow()
+            if current.problem is not None:
+                await _can_list_again(session, current)
         result.groups += 1
         result.added += added
         result.removed += removed
     return result
+
+
+def lasting(exc: Exception) -> bool:
+    """A failure that the next pass will meet too, until someone acts: the watcher's link
+    or token is gone or refused, or the group is out of their reach. GitLab being slow,
+    down or rate-limiting passes by itself, and only the log hears of it."""
+    return isinstance(
+        exc,
+        NotLinked
+        | LinkBroken
+        | TokenNotUsable
+        | errors.TokenRejected
+        | errors.InsufficientScope
+        | errors.InsufficientRole
+        | errors.GroupNotFound,
+    )
+
+
+async def _cannot_list(
+    sessions: async_sessionmaker[AsyncSession], group_subscription_id: int, what: str
+) -> bool:
+    """Tell the channel once per episode (True when this call told it): its projects are
+    still checked, but new ones are no longer found and departed ones no longer dropped."""
+    async with transaction(sessions) as session:
+        row = await session.get(GroupSubscription, group_subscription_id)
+        if row is None or row.problem is not None:  # unwatched, or told already
+            return False
+        row.problem, row.problem_since = what, utcnow()
+        row.problem_episode += 1
+        await enqueue(
+            session,
+            key=f"group_unlisted:{row.id}:{row.problem_episode}",
+            kind=MessageKind.NOTICE,
+            channel_id=row.channel_id,
+            payload={
+                "notice": "group_unlisted",
+                "group_path": row.group_path,
+                "watcher": row.created_by,
+                "what": what,
+            },
+        )
+    return True
+
+
+async def _can_list_again(session: AsyncSession, row: GroupSubscription) -> None:
+    log.info("group discovery of %s works again", row.group_path)
+    row.problem = row.problem_since = None
+    await enqueue(
+        session,
+        key=f"group_listed:{row.id}:{row.problem_episode}",
+        kind=MessageKind.NOTICE,
+        channel_id=row.channel_id,
+        payload={"notice": "group_listed", "group_path": row.group_path},
+    )
 
 
 async def _follow(

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.commands.parse import parse_command
+from bot.simulator.faults import Fault
 from bot.simulator.world import MAINTAINER
 from bot.store.crypto import generate_key
 from bot.store.models import GroupSubscription, Subscription
@@ -117,3 +118,40 @@ def test_a_trailing_slash_or_group_flag_names_a_group(text, group, channel):
     assert command.project is None
     if channel:
         assert command.channel is not None and command.channel.name == channel
+
+
+def notices_in(h: Harness, channel: str, words: str) -> list[dict]:
+    return [c.body for c in h.posts() if c.body.get("channel") == channel and words in str(c.body)]
+
+
+def test_a_group_its_watcher_can_no_longer_list_is_told_once_and_again_when_it_works(
+    linked: Harness,
+):
+    """bob watches the group; his link goes: the channel hears it once (naming him and
+    what to do), not once per pass; a passing GitLab error tells nobody; once another
+    Maintainer takes the watch over, the channel hears that it works again."""
+    world = linked.sample.world
+    [platform] = [g for g in world.groups.values() if g.path == "platform"]
+    platform.members[linked.sample.bob.id] = MAINTAINER
+    linked.command("watch platform/", channel="CALERTS", user="UBOB")
+    linked.wait_response("now gets alerts")
+    linked.command("users unlink <@UBOB|bob>", user="UADMIN")
+    linked.wait_response("unlinked")
+    unlisted = linked.wait_post("can no longer list the projects", timeout=10)
+    assert unlisted["channel"] == "CALERTS"
+    assert "<@UBOB>" in str(unlisted) and "/mirror watch platform/" in str(unlisted)
+    linked.one_more_pass("discovery", timeout=10)
+    linked.one_more_pass("discovery", timeout=10)
+    linked.settle()
+    assert len(notices_in(linked, "CALERTS", "can no longer list")) == 1
+    # alice takes it over: it works again, and the channel is told so, once.
+    linked.command("watch platform/", channel="CALERTS")
+    linked.wait_response("now gets alerts")
+    linked.wait_post("I can list the projects of *platform/* again")
+    # GitLab down for a pass is nobody's to fix: only the log hears of it.
+    fault = linked.gitlab.inject(Fault("status", status=502, path=r"/groups/.*/projects", times=3))
+    linked.wait(lambda: fault.hits >= 1, timeout=10)
+    linked.one_more_pass("discovery", timeout=10)
+    linked.settle()
+    assert len(notices_in(linked, "CALERTS", "can no longer list")) == 1
+    assert len(notices_in(linked, "CALERTS", "I can list the projects")) == 1

@@ -1,7 +1,8 @@
 """Notices: the bot telling people it cannot do its job, and how to fix it (pure).
 
 A channel that refuses the bot's posts (to the person who set up its subscriptions), and
-a watched project the service token can no longer read (to the watching channel)."""
+a watched project the service token can no longer read, and a watched group its watcher's
+token can no longer list (to the watching channel)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def render_notice(payload: dict[str, Any]) -> SlackMessage:
         return project_lost(payload)
     if notice == "digest":
         return fleet.digest(payload)
+    if notice == "group_unlisted":
+        return group_unlisted(payload)
+    if notice == "group_listed":
+        return group_listed(payload)
     return project_readable(payload)
 
 
@@ -91,6 +96,38 @@ def project_readable(payload: dict[str, Any]) -> SlackMessage:
             section(
                 f":white_check_mark: I can check the mirrors of *{project}* again: its "
                 "alerts are back on."
+            )
+        ],
+    )
+
+
+def group_unlisted(payload: dict[str, Any]) -> SlackMessage:
+    group = escape(payload["group_path"])
+    text = (
+        f":warning: I can no longer list the projects of the group *{group}/* with "
+        f"<@{payload['watcher']}>'s GitLab account: "
+        f"{escape(payload.get('what') or 'GitLab refuses it')}. The projects already "
+        "watched here are still checked, but projects added to the group are not watched "
+        "and projects that left it are not dropped."
+    )
+    fix = (
+        f"Fix: <@{payload['watcher']}> links their account again (`/mirror login`), or "
+        f"another Maintainer of the group runs `/mirror watch {group}/` here to take it over."
+    )
+    return SlackMessage(
+        f"The projects of {payload['group_path']}/ can no longer be listed",
+        [section(text), context(fix)],
+    )
+
+
+def group_listed(payload: dict[str, Any]) -> SlackMessage:
+    group = escape(payload["group_path"])
+    return SlackMessage(
+        f"The projects of {payload['group_path']}/ are followed again",
+        [
+            section(
+                f":white_check_mark: I can list the projects of *{group}/* again: projects "
+                "added to it are watched here, and projects that left it dropped."
             )
         ],
     )
