@@ -74,7 +74,10 @@ HELP_EXAMPLES = [
     ("/mirror digest 09:00 [Europe/Berlin] [always] · digest off", "a daily digest here"),
     ("/mirror approvals", "requests waiting for a second person"),
     ("/mirror rotate group/project 12", "new credentials or key: new mirror first, old deleted"),
-    ("/mirror login · logout · whoami", "link your GitLab account (your own token)"),
+    (
+        "/mirror login · logout · whoami",
+        "link your GitLab account: sign in to GitLab, or paste a token",
+    ),
 ]
 
 
@@ -99,7 +102,10 @@ def help_message(_: Help) -> SlackMessage:
     return SlackMessage(
         "Mirrorbot commands",
         [
-            section("*Mirrorbot* runs your GitLab mirrors with your own GitLab token.\n" + lines),
+            section(
+                "*Mirrorbot* runs your GitLab mirrors as you, with your own GitLab account.\n"
+                + lines
+            ),
             context(
                 "Projects can be a numeric id, a path like `group/sub/project`, or a pasted "
                 "project URL."
