@@ -62,6 +62,15 @@ BACKGROUND_FAILURES = Counter(
     "Passes of a background loop that raised; the loop goes on with its next pass",
     ["loop"],
 )
+SLACK_REPLAY_CHECKS_FAILED = Counter(
+    "mirrorbot_slack_replay_checks_failed_total",
+    "Slack requests whose signature could not be recorded (the database failed twice): "
+    "their work ran on this replica's own replay check alone",
+)
+SLACK_REPLAYS_REFUSED = Counter(
+    "mirrorbot_slack_replays_refused_total",
+    "Slack requests whose work was dropped: their signature was used before",
+)
 MONITOR_LEADER = Gauge(
     "mirrorbot_monitor_leader", "1 while this replica holds the monitor's lease, else 0"
 )

@@ -185,13 +185,13 @@ async def discover(
                 log.warning(
                     "group discovery of %s failed (next pass retries): %s", row.group_path, words
                 )
-            elif await _cannot_list(sessions, row.id, words):  # logged once, not every pass
+            elif await _cannot_list(sessions, row.id, row.created_by, words):  # told once
                 log.warning("group discovery of %s stopped: %s", row.group_path, words)
             continue
         async with transaction(sessions) as session:
             current = await session.get(GroupSubscription, row.id)
-            if current is None:  # unwatched meanwhile
-                continue
+            if current is None or current.created_by != row.created_by:
+                continue  # unwatched, or taken over by someone else meanwhile: next pass
             added, removed = await _follow(session, current, projects, None)
             current.discovered_at = utcnow()
             if current.problem is not None:
@@ -219,7 +219,10 @@ def lasting(exc: Exception) -> bool:
 
 
 async def _cannot_list(
-    sessions: async_sessionmaker[AsyncSession], group_subscription_id: int, what: str
+    sessions: async_sessionmaker[AsyncSession],
+    group_subscription_id: int,
+    watcher: str,
+    what: str,
 ) -> bool:
     """Tell the channel once per episode (True when this call told it): its projects are
     still checked, but new ones are no longer found and departed ones no longer dropped."""
@@ -227,11 +230,12 @@ async def _cannot_list(
         row = await session.get(GroupSubscription, group_subscription_id)
         if row is None or row.problem is not None:  # unwatched, or told already
             return False
+        if row.created_by != watcher:  # taken over meanwhile: the failure was the old token's
+            return False
         row.problem, row.problem_since = what, utcnow()
-        row.problem_episode += 1
         await enqueue(
             session,
-            key=f"group_unlisted:{row.id}:{row.problem_episode}",
+            key=_episode_key("group_unlisted", row),
             kind=MessageKind.NOTICE,
             channel_id=row.channel_id,
             payload={
@@ -244,12 +248,20 @@ async def _cannot_list(
     return True
 
 
+def _episode_key(kind: str, row: GroupSubscription) -> str:
+    """A notice's outbox key, unique for ever: a re-created watch may get the id of a
+    deleted one (SQLite reuses the highest), and its episodes count from 0 again."""
+    assert row.problem_since is not None
+    return f"{kind}:{row.channel_id}:{row.group_id}:{row.problem_since.isoformat()}"
+
+
 async def _can_list_again(session: AsyncSession, row: GroupSubscription) -> None:
     log.info("group discovery of %s works again", row.group_path)
+    key = _episode_key("group_listed", row)
     row.problem = row.problem_since = None
     await enqueue(
         session,
-        key=f"group_listed:{row.id}:{row.problem_episode}",
+        key=key,
         kind=MessageKind.NOTICE,
         channel_id=row.channel_id,
         payload={"notice": "group_listed", "group_path": row.group_path},

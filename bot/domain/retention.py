@@ -3,8 +3,8 @@
 Kept for `MIRRORBOT_RETENTION_DAYS`, then deleted: processed webhook events (long enough
 to recognise GitLab's retries of a delivery), delivered or abandoned Slack messages,
 resolved alerts, checks that never ran and finished device logins. Slack request
-signatures are forgotten once past their 5 minutes (bot.store.seen_requests). The audit
-log is kept.
+signatures are forgotten once past the 10 minutes they are kept (bot.store.seen_requests).
+The audit log is kept.
 
 Deletes go in small batches, each its own short transaction, so the intake, the passes
 and the senders never wait long behind the pruner; on PostgreSQL a batch skips rows
@@ -89,8 +89,14 @@ async def prune(
             if deleted < batch:
                 break
             await asyncio.sleep(0)  # let the server's other work run between batches
-    async with transaction(sessions) as session:  # 5 minutes of requests: one batch
-        pruned.rows["seen_slack_requests"] = await forget_expired(session)
+    pruned.rows["seen_slack_requests"] = 0
+    while True:  # an hour of Slack requests between passes, in batches like the rest
+        async with transaction(sessions) as session:
+            deleted = await forget_expired(session, batch)
+        pruned.rows["seen_slack_requests"] += deleted
+        if deleted < batch:
+            break
+        await asyncio.sleep(0)
     return pruned
 
 

@@ -15,9 +15,11 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from bot import metrics
 from bot.store.seen_requests import SeenSlackRequests
 
 log = logging.getLogger(__name__)
+RETRY_AFTER = 0.2  # seconds before the one retry of a failed write
 
 
 class FirstUse:
@@ -36,18 +38,24 @@ class FirstUse:
 
     @staticmethod
     async def _record(seen: SeenSlackRequests, signature: str) -> bool:
-        try:
-            return await seen.first_time(signature)
-        except Exception:
-            # The database is down: the work would fail on it too, and says so to the
-            # person; this replica's own memory still refused its replays at the door.
-            log.warning("could not record a Slack request's signature", exc_info=True)
-            return True
+        for attempt in range(2):
+            try:
+                return await seen.first_time(signature)
+            except Exception:
+                if attempt == 0:
+                    await asyncio.sleep(RETRY_AFTER)  # a failover, a pool's wait running out
+        # The database is down: the work most likely fails on it too and says so to the
+        # person, and this replica's own memory refused its replays at the door. Dropping
+        # the work would leave a real request unanswered, with no word why.
+        log.warning("could not record a Slack request's signature; its work runs", exc_info=True)
+        metrics.SLACK_REPLAY_CHECKS_FAILED.inc()
+        return True
 
 
 async def unless_replayed(first_use: FirstUse, work: Coroutine[Any, Any, None]) -> None:
     if not await first_use.admitted():
         work.close()
         log.warning("refused a replayed Slack request: its signature was used before")
+        metrics.SLACK_REPLAYS_REFUSED.inc()
         return
     await work

@@ -151,11 +151,10 @@ class GroupSubscription(Base):
     created_by: Mapped[str] = mapped_column(String(32))  # whose token discovery reads with
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     discovered_at: Mapped[datetime | None]
-    # Why discovery cannot list the group with that token (None: it can), since when, and
-    # how many such episodes there were: the channel is told once per episode.
+    # Why discovery cannot list the group with that token (None: it can), and since when:
+    # the channel is told once per such episode.
     problem: Mapped[str | None] = mapped_column(Text)
     problem_since: Mapped[datetime | None]
-    problem_episode: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Digest(Base):

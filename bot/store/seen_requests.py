@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.store.clock import database_now
 from bot.store.models import SeenSlackRequest
+
+BATCH = 500
 
 
 class SeenSlackRequests:
@@ -42,15 +44,20 @@ class SeenSlackRequests:
     async def _record_waiting(self) -> None:
         await asyncio.sleep(0)  # those that arrive in the same turn go in the same statement
         while self._waiting:
-            batch, self._waiting = self._waiting, {}
+            # At most BATCH a statement: well within any database's parameters per statement.
+            batch = dict(list(self._waiting.items())[:BATCH])
+            for digest in batch:
+                del self._waiting[digest]
             try:
                 inserted = await self._insert(sorted(batch))
             except Exception as exc:
                 for answer in batch.values():
-                    answer.set_exception(exc)
+                    if not answer.done():
+                        answer.set_exception(exc)
             else:
                 for digest, answer in batch.items():
-                    answer.set_result(digest in inserted)
+                    if not answer.done():
+                        answer.set_result(digest in inserted)
 
     async def _insert(self, digests: list[str]) -> set[str]:
         dialect = self._engine.dialect.name
@@ -67,10 +74,21 @@ class SeenSlackRequests:
             return set(result.scalars())
 
 
-async def forget_expired(session: AsyncSession) -> int:
-    """Forget signatures past their time (a replay of one is refused by its age)."""
+async def forget_expired(session: AsyncSession, batch: int = 1000) -> int:
+    """Forget up to `batch` signatures past their time (a replay of one is refused by its
+    age), oldest first; on PostgreSQL skipping rows another replica's pruner holds."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    expired = (
+        select(SeenSlackRequest.signature_sha256)
+        .where(SeenSlackRequest.expires_at < database_now(dialect))
+        .order_by(SeenSlackRequest.expires_at)
+        .limit(batch)
+    )
+    if dialect == "postgresql":
+        expired = expired.with_for_update(skip_locked=True)
     result = await session.execute(
-        delete(SeenSlackRequest).where(SeenSlackRequest.expires_at < database_now(dialect))
+        delete(SeenSlackRequest)
+        .where(SeenSlackRequest.signature_sha256.in_(expired.scalar_subquery()))
+        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -32,6 +32,13 @@ async def test_a_signature_one_replica_admitted_is_refused_by_another(database_u
             await engine.dispose()
 
 
+async def test_a_burst_larger_than_one_statement_is_recorded_whole(engine):
+    seen = SeenSlackRequests(engine, 300)
+    signatures = [f"v0={n:05d}" for n in range(1200)]  # more than BATCH, at once
+    assert all(await asyncio.gather(*(seen.first_time(s) for s in signatures)))
+    assert not any(await asyncio.gather(*(seen.first_time(s) for s in signatures)))
+
+
 async def test_signatures_past_their_time_are_pruned_and_the_rest_kept(database_url):
     upgrade_database(database_url)
     engine = create_engine(database_url)

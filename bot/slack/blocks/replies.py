@@ -76,7 +76,7 @@ HELP_EXAMPLES = [
     ("/mirror rotate group/project 12", "new credentials or key: new mirror first, old deleted"),
     (
         "/mirror login · logout · whoami",
-        "link your GitLab account: sign in to GitLab, or paste a token",
+        "link your GitLab account, so that the bot acts as you",
     ),
 ]
 

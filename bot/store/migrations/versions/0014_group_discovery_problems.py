@@ -1,4 +1,4 @@
-"""group subscriptions: why discovery cannot list the group, since when, and the episode
+"""group subscriptions: why discovery cannot list the group, and since when
 
 Revision ID: 0014
 Revises: 0013
@@ -20,13 +20,9 @@ def upgrade() -> None:
     with op.batch_alter_table("group_subscriptions") as table:
         table.add_column(sa.Column("problem", sa.Text(), nullable=True))
         table.add_column(sa.Column("problem_since", sa.DateTime(timezone=True), nullable=True))
-        table.add_column(
-            sa.Column("problem_episode", sa.Integer(), server_default="0", nullable=False)
-        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("group_subscriptions") as table:
-        table.drop_column("problem_episode")
         table.drop_column("problem_since")
         table.drop_column("problem")
