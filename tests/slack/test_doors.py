@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.commands.actions import MirrorActions, MirrorRef
 from bot.doors import SLACK_MAX_BODY_BYTES
 from bot.slack import delivery
 from bot.store.crypto import generate_key
@@ -184,6 +185,31 @@ def test_a_signed_request_replayed_to_another_replica_does_nothing(two_replicas,
     second.settle()
     assert len(first.gitlab.requests.entries) == gitlab_before + 1  # the show's one read
     assert len(first.slack.calls) == slack_before + 1  # and its one reply
+
+
+def test_a_button_click_replayed_to_another_replica_changes_nothing(two_replicas):
+    """alice's click enabled a mirror; it is disabled again; the captured click, sent to
+    the other replica, does not enable it a second time."""
+    first, second = two_replicas
+    mirror = first.sample.https_mirror
+    mirror.enabled = False
+    value = MirrorRef(project_id=first.sample.app.id, mirror_id=mirror.id).dump()
+    clicked = first.click(MirrorActions.ENABLE, value)
+    first.wait_post("enabled push mirror")
+    first.settle()
+    mirror.enabled = False
+    puts = len(first.gitlab.requests.matching("PUT"))
+    replayed = httpx.post(
+        f"{second.server.url}/slack/events",
+        content=clicked.request.content,
+        headers=clicked.request.headers,
+    )
+    assert replayed.status_code == 200
+    second.command("show group/app 1")  # evidence the second replica does work
+    second.wait_response("Push mirror")
+    second.settle()
+    assert len(first.gitlab.requests.matching("PUT")) == puts
+    assert mirror.enabled is False
 
 
 def test_a_slack_body_just_under_the_limit_still_gets_its_signature_checked(harness: Harness):

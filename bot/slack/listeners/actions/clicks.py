@@ -4,6 +4,7 @@ problem when the work after the ack fails."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -57,14 +58,15 @@ def click_listener(answer: Answer) -> Callable[..., Awaitable[None]]:
     ) -> None:
         await ack()
         tell = respond or direct_message(client, body["user"]["id"])
-        work = answer(body, action, client, tell, context["services"])
+        # Made when it runs: work dropped unstarted (a replay) leaves no coroutine behind.
+        work = partial(answer, body, action, client, tell, context["services"])
         later(context, _telling_failures(work, tell))
 
     return listener
 
 
-async def _telling_failures(work: Awaitable[None], tell: Respond) -> None:
+async def _telling_failures(work: Callable[[], Awaitable[None]], tell: Respond) -> None:
     try:
-        await work
+        await work()
     except Exception as exc:
         await report_failure(exc, tell)
