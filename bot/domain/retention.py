@@ -2,9 +2,9 @@
 
 Kept for `MIRRORBOT_RETENTION_DAYS`, then deleted: processed webhook events (long enough
 to recognise GitLab's retries of a delivery), delivered or abandoned Slack messages,
-resolved alerts, checks that never ran and finished device logins. Slack request
-signatures are forgotten once past the 10 minutes they are kept (bot.store.seen_requests).
-The audit log is kept.
+resolved alerts, checks that never ran and finished device logins; Slack request
+signatures once past the 10 minutes they are kept (bot.store.seen_requests). The audit
+log is kept.
 
 Deletes go in small batches, each its own short transaction, so the intake, the passes
 and the senders never wait long behind the pruner; on PostgreSQL a batch skips rows
@@ -22,16 +22,17 @@ from sqlalchemy import ColumnElement, Table, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from bot.store.clock import database_now
 from bot.store.db import transaction
 from bot.store.models import (
     AlertMessage,
     DeviceLogin,
     OutboxMessage,
     ScheduledCheck,
+    SeenSlackRequest,
     WebhookEvent,
     utcnow,
 )
-from bot.store.seen_requests import forget_expired
 
 BATCH = 1000
 
@@ -69,6 +70,8 @@ async def prune(
 ) -> Pruned:
     """Delete what is older than `keep`, `batch` rows per transaction."""
     cutoff = utcnow() - keep
+    engine = sessions.kw.get("bind")
+    dialect = engine.dialect.name if engine is not None else "sqlite"
     # Each with the indexed column it is cut off by: batches are taken in that index's
     # order, so none sorts every old row to find the first thousand.
     targets: list[tuple[Any, ColumnElement[bool], Any]] = [
@@ -78,6 +81,13 @@ async def prune(
         (ScheduledCheck, ScheduledCheck.due_at < cutoff, ScheduledCheck.due_at),
         # A handful a day: no index needed to find the old ones.
         (DeviceLogin, DeviceLogin.finished_at < cutoff, DeviceLogin.finished_at),
+        # Past the 10 minutes they are kept, by the database's clock (they are compared
+        # across replicas): an hour of Slack requests between passes.
+        (
+            SeenSlackRequest,
+            SeenSlackRequest.expires_at < database_now(dialect),
+            SeenSlackRequest.expires_at,
+        ),
     ]
     pruned = Pruned()
     for model, condition, order in targets:
@@ -89,14 +99,6 @@ async def prune(
             if deleted < batch:
                 break
             await asyncio.sleep(0)  # let the server's other work run between batches
-    pruned.rows["seen_slack_requests"] = 0
-    while True:  # an hour of Slack requests between passes, in batches like the rest
-        async with transaction(sessions) as session:
-            deleted = await forget_expired(session, batch)
-        pruned.rows["seen_slack_requests"] += deleted
-        if deleted < batch:
-            break
-        await asyncio.sleep(0)
     return pruned
 
 
@@ -107,13 +109,14 @@ async def _delete_batch(
     order: Any,
     batch: int,
 ) -> int:
+    key = model.__mapper__.primary_key[0]
     async with transaction(sessions) as session:
-        ids = select(model.id).where(condition).order_by(order, model.id).limit(batch)
+        ids = select(key).where(condition).order_by(order, key).limit(batch)
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             ids = ids.with_for_update(skip_locked=True)
         result = await session.execute(
             delete(model)
-            .where(model.id.in_(ids.scalar_subquery()))
+            .where(key.in_(ids.scalar_subquery()))
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.clock import database_now
 from bot.store.models import SeenSlackRequest
@@ -72,23 +71,3 @@ class SeenSlackRequests:
                 .returning(SeenSlackRequest.signature_sha256)
             )
             return set(result.scalars())
-
-
-async def forget_expired(session: AsyncSession, batch: int = 1000) -> int:
-    """Forget up to `batch` signatures past their time (a replay of one is refused by its
-    age), oldest first; on PostgreSQL skipping rows another replica's pruner holds."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    expired = (
-        select(SeenSlackRequest.signature_sha256)
-        .where(SeenSlackRequest.expires_at < database_now(dialect))
-        .order_by(SeenSlackRequest.expires_at)
-        .limit(batch)
-    )
-    if dialect == "postgresql":
-        expired = expired.with_for_update(skip_locked=True)
-    result = await session.execute(
-        delete(SeenSlackRequest)
-        .where(SeenSlackRequest.signature_sha256.in_(expired.scalar_subquery()))
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
