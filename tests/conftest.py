@@ -144,7 +144,8 @@ def migrate(database_url: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    """A fresh database on the local server for this test session, dropped afterwards."""
+    """A fresh database on the local server for this test session (each xdist worker has
+    its own), dropped afterwards."""
     name = f"mirrorbot_test_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
