@@ -7,13 +7,17 @@ and say how to start it (`.ci/run` starts it first).
 from __future__ import annotations
 
 import os
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.gitlab.client import GitLabClient, RetryPolicy, create_http_client
@@ -118,9 +122,30 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mirrorbot.db'}"
 
 
+_migrated_sqlite = tempfile.TemporaryDirectory(prefix="mirrorbot-template-")
+MIGRATED_SQLITE = Path(_migrated_sqlite.name) / "migrated.db"
+
+
+def migrate(database_url: str) -> None:
+    """`upgrade_database`, but a new SQLite file is a copy of one this process migrated once:
+    the same schema without running every migration for every test. The migrations
+    themselves are proved in tests/store/test_migrations.py."""
+    url = make_url(database_url)
+    target = Path(url.database or "")
+    if url.get_backend_name() != "sqlite" or not url.database or target.exists():
+        upgrade_database(database_url)
+        return
+    if not MIGRATED_SQLITE.exists():
+        upgrade_database(f"sqlite:///{MIGRATED_SQLITE}")
+    with closing(sqlite3.connect(MIGRATED_SQLITE)) as source:
+        with closing(sqlite3.connect(target)) as copy:
+            source.backup(copy)
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
-    """A fresh database on the local server for this test session, dropped afterwards."""
+    """A fresh database on the local server for this test session (each xdist worker has
+    its own), dropped afterwards."""
     name = f"mirrorbot_test_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
@@ -157,7 +182,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated SQLite database for tests that are not about the database itself."""
-    upgrade_database(sqlite_url)
+    migrate(sqlite_url)
     engine = create_engine(sqlite_url)
     yield engine
     await engine.dispose()

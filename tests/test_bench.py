@@ -8,6 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+# Benches start processes of their own: one at a time with the suite's other process tests
+# (pyproject.toml, addopts), as their figures assume.
+pytestmark = pytest.mark.xdist_group("processes")
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 

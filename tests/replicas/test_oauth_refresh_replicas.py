@@ -21,6 +21,9 @@ from tests.fakes.serve_process import ServeProcess, serve_env
 from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackStandIn
 from tests.slack.test_oauth_login import CLIENT_ID, log_in, oauth_app, oauth_harness
 
+# One at a time with the suite's other process tests (pyproject.toml, addopts).
+pytestmark = pytest.mark.xdist_group("processes")
+
 
 @pytest.mark.postgres
 def test_two_replicas_refreshing_one_link_at_once_make_one_refresh(

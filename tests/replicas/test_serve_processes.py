@@ -36,7 +36,8 @@ from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackStandIn
 
 # Longer than the bounded waits of any test here (start-up included), so that a failure
 # says what it waited for instead of being cut off by pytest's default of 120 s.
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+# One at a time with the suite's other process tests (pyproject.toml, addopts).
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300), pytest.mark.xdist_group("processes")]
 
 SERVICE_TOKEN = "glpat-fleet-service-00001"
 WEBHOOK_SECRET = "fleet-webhook-secret"

@@ -22,10 +22,16 @@ from bot.gitlab.client import create_http_client
 from bot.simulator import GitLabSimulator
 from bot.store.crypto import TokenCipher, generate_key
 from bot.store.db import create_engine, session_factory, sync_url
-from bot.store.migrate import upgrade_database
 from bot.store.models import MirrorState, OutboxMessage, ScheduledCheck, WebhookEvent
 from bot.workers import WorkerTiming
-from tests.conftest import ALICE_TOKEN, BOB_TOKEN, DAVE_TOKEN, FAST_RETRY, SampleGitLab
+from tests.conftest import (
+    ALICE_TOKEN,
+    BOB_TOKEN,
+    DAVE_TOKEN,
+    FAST_RETRY,
+    SampleGitLab,
+    migrate,
+)
 from tests.fakes.bot_server import SIGNING_SECRET, BotServer, SlackUserAgent
 from tests.fakes.slack import BOT_TOKEN, TEAM_ID, SlackCall, SlackStandIn
 
@@ -192,7 +198,7 @@ def start_harness(
     **extra: Any,
 ) -> Harness:
     settings = bot_settings(database_url, gitlab_sim.url, slack, key, **extra)
-    upgrade_database(database_url)
+    migrate(database_url)
     server = BotServer(settings, retry=FAST_RETRY, timing=timing).start()
     agent = SlackUserAgent(server.url, slack, TEAM_ID)
     return Harness(sample, gitlab_sim, slack, server, agent, settings)
