@@ -242,9 +242,11 @@ class GitLabClient:
                     break
             return found
 
-        pages = await asyncio.gather(
-            *(page(ids[n : n + graphql.PAGE_SIZE]) for n in range(0, len(ids), graphql.PAGE_SIZE))
-        )
+        chunks = [ids[n : n + graphql.PAGE_SIZE] for n in range(0, len(ids), graphql.PAGE_SIZE)]
+        if not chunks:
+            return {}
+        # The first page alone: a GitLab that refuses GraphQL costs one request, not all.
+        pages = [await page(chunks[0]), *await asyncio.gather(*map(page, chunks[1:]))]
         return {project_id: state for found in pages for project_id, state in found.items()}
 
     # --- who is asking ----------------------------------------------------------------

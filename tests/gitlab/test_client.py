@@ -461,3 +461,11 @@ async def test_graphql_is_retried_after_a_server_error(alice_gitlab, sample, git
     gitlab_sim.inject(Fault("status", status=502, path="^/api/graphql$"))
     assert await alice_gitlab.list_import_states([sample.app.id]) == {sample.app.id: None}
     assert [r.status for r in gitlab_sim.requests.entries] == [502, 200]
+
+
+async def test_a_gitlab_without_graphql_costs_one_request(alice_gitlab, sample, gitlab_sim):
+    more = [sample.world.add_project(f"many/p{n}", {sample.alice: 40}) for n in range(250)]
+    gitlab_sim.inject(Fault("status", status=404, path="^/api/graphql$", times=None))
+    with pytest.raises(errors.GraphQLRefused):
+        await alice_gitlab.list_import_states([p.id for p in more])
+    assert len(gitlab_sim.requests.entries) == 1
