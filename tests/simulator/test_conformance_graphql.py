@@ -3,10 +3,12 @@ client nobody here wrote: if it reads the simulator as it reads GitLab, the simu
 speaks GitLab's GraphQL for what the monitor asks."""
 
 import gitlab
+import httpx
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
 from bot.simulator import GitLabSimulator
+from bot.simulator.rate_limits import RateLimit
 from tests.conftest import ALICE_TOKEN, DAVE_TOKEN, SampleGitLab
 
 # python-gitlab hands gql its variables the older way, which gql now warns about.
@@ -129,3 +131,19 @@ def test_a_rejected_token_is_refused_as_by_the_rest_api(sample: SampleGitLab, gi
     with graphql(gitlab_sim, "glpat-nobody") as client:
         with pytest.raises(gitlab.exceptions.GitlabAuthenticationError):
             client.execute("query { projects { nodes { id } } }")
+
+
+def test_graphql_requests_count_against_the_rate_limit_as_rest_ones(sample, gitlab_sim):
+    gitlab_sim.rate_limit = RateLimit(limit=2)
+    headers = {"PRIVATE-TOKEN": ALICE_TOKEN}
+    query = {"query": "query { projects { nodes { id } } }"}
+    rest = httpx.get(f"{gitlab_sim.url}/api/v4/user", headers=headers)
+    first = httpx.post(f"{gitlab_sim.url}/api/graphql", json=query, headers=headers)
+    second = httpx.post(f"{gitlab_sim.url}/api/graphql", json=query, headers=headers)
+    assert (rest.status_code, first.status_code, second.status_code) == (200, 200, 429)
+    assert first.headers["RateLimit-Remaining"] == "0"
+    assert [(r.path, r.status) for r in gitlab_sim.requests.entries] == [
+        ("/user", 200),
+        ("/api/graphql", 200),
+        ("/api/graphql", 429),
+    ]
