@@ -177,11 +177,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
-def table(title: str, rows: list[tuple[str, Any, Any]]) -> str:
-    width = max(len(name) for name, _, _ in rows)
-    lines = [f"\n## {title}", f"{'':{width}}  {'mirrorbot':>14}  {'baseline':>14}"]
+def table(
+    title: str, rows: list[tuple[Any, ...]], headers: tuple[str, ...] = ("mirrorbot", "baseline")
+) -> str:
+    width = max(len(row[0]) for row in rows)
+    lines = [f"\n## {title}", f"{'':{width}}  " + "  ".join(f"{h:>14}" for h in headers)]
     lines += [
-        f"{name:{width}}  {_fmt(ours):>14}  {_fmt(theirs):>14}" for name, ours, theirs in rows
+        f"{row[0]:{width}}  " + "  ".join(f"{_fmt(value):>14}" for value in row[1:]) for row in rows
     ]
     return "\n".join(lines)
 

@@ -112,6 +112,11 @@ def test_monitor_reads_only_the_mirrors_projects_have_after_its_first_scan(tmp_p
     figures = run_tiny_with("monitor_scale.py", tmp_path, "--presence")
     projects, with_pull = figures["projects"], figures["with_pull"]
     assert figures["before_requests"] == 2 * projects
-    # Each project's push mirrors, the pull mirrors that exist, and a tenth re-checked.
-    assert figures["after_max_requests"] <= projects + with_pull + projects // 10
-    assert figures["after_requests"] >= projects + with_pull
+    # By REST: each project's push mirrors, the pull mirrors that exist, a tenth re-checked.
+    assert figures["rest_max_requests"] <= projects + with_pull + projects // 10
+    assert figures["rest_requests"] >= projects + with_pull
+    # By GraphQL: the push mirrors, one GraphQL request (100 projects a page), and pull
+    # mirrors by REST only at their re-checks.
+    assert figures["after_graphql"] == 1 and figures["after_push"] == projects
+    assert figures["after_max_requests"] <= projects + 1 + with_pull
+    assert figures["after_requests"] < figures["rest_requests"]

@@ -8,6 +8,15 @@ Most projects have push mirrors or a pull mirror, rarely both, and some have non
 reads only what a project was seen to have (`MirrorPresence`), and looks again for what it
 lacks every Nth scan, spread over the projects by id. Checks outside the scan (a push's,
 `status --refresh`) read everything.
+
+Pull mirrors' states come by GraphQL, 100 projects a request (`Project.detailedImportStatus`,
+the project's import state), for the projects a scan needs them of. GraphQL cannot tell a
+pull mirror from a one-time import or a disabled pull mirror (all three have an import
+state), so it is combined with what REST taught: no import state, no pull mirror (no REST
+read); an import state where REST saw a pull mirror is that mirror's state; an import state
+REST has not yet seen as a pull mirror is read by REST to learn. The every-Nth-scan re-check
+still reads the pull mirror by REST, so a mirror disabled in GitLab stops being watched then.
+Where GraphQL is refused, the scan reads pull mirrors by REST as before.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from bot.domain.project_access import (
 from bot.domain.subscriptions import observe_project
 from bot.gitlab import errors
 from bot.gitlab.client import GitLabClient
-from bot.gitlab.models import PullMirror, PushMirror
+from bot.gitlab.models import ImportState, PullMirror, PushMirror
 from bot.gitlab.refs import ProjectRef
 from bot.store.db import transaction
 from bot.store.models import (
@@ -68,10 +77,17 @@ class Presence:
 
 @dataclass(frozen=True)
 class Reads:
-    """What one check of one project asks GitLab for."""
+    """What one check of one project asks GitLab for (by REST), and what a scan's GraphQL
+    read already told of its pull mirror."""
 
     push: bool = True
     pull: bool = True
+    pull_seen: PullMirror | None = None  # a known pull mirror's state, by GraphQL
+    pull_absent: bool = False  # GraphQL showed no import state: no pull mirror
+
+    @property
+    def by_rest(self) -> bool:
+        return self.push or self.pull
 
 
 ALL = Reads()
@@ -110,13 +126,15 @@ async def check_projects(
     batch: int = 100,
     scan_number: int | None = None,
     recheck_every: int = 1,
+    graphql: bool = True,
 ) -> ScanResult:
     """Read GitLab `concurrency` projects at a time; one writer applies what they saw in
     batches, as it arrives, so the database is never the bottleneck and a failure found
     early in a long scan alerts at once. A project that cannot be read is that project's
     problem (see project_access): the others are checked all the same. With a
     `scan_number`, a project is read only for the mirrors it has, except every
-    `recheck_every`th scan (see the module's docstring)."""
+    `recheck_every`th scan, and (with `graphql`) its pull mirror's state comes by GraphQL
+    (see the module's docstring)."""
     started = time.monotonic()
     result = ScanResult()
     projects = list(projects)
@@ -126,24 +144,50 @@ async def check_projects(
     known = await presence_of(sessions, [project_id for project_id, _ in projects])
     learned: dict[int, Presence] = {}
 
+    def rechecked(project_id: int) -> bool:
+        """Read everything by REST: outside a scan, a project not yet learned, and every
+        `recheck_every`th scan."""
+        if scan_number is None or project_id not in known:
+            return True
+        return (scan_number + project_id) % recheck_every == 0
+
+    def needs_import_state(project_id: int) -> bool:
+        presence = known.get(project_id)
+        # A known pull mirror between re-checks (its state), or a project whose pull mirror
+        # REST would look for now (none: no REST read); not a known "none" between re-checks.
+        return presence is None or presence.pull != rechecked(project_id)
+
+    imports: dict[int, ImportState | None] = {}
+    if scan_number is not None and graphql:
+        imports = await import_states(
+            gitlab, [project_id for project_id, _ in projects if needs_import_state(project_id)]
+        )
+
     def reads_for(project_id: int) -> Reads:
         presence = known.get(project_id)
-        if scan_number is None or presence is None:
-            return ALL
-        if (scan_number + project_id) % recheck_every == 0:
-            return ALL
-        return Reads(push=presence.push, pull=presence.pull)
+        everything = rechecked(project_id)
+        push = everything or bool(presence and presence.push)
+        pull = everything or bool(presence and presence.pull)
+        if project_id in imports:
+            state = imports[project_id]
+            if state is None:
+                return Reads(push=push, pull=False, pull_absent=True)
+            if pull and not everything:  # REST saw a pull mirror: this is its state
+                return Reads(push=push, pull=False, pull_seen=state.as_pull_mirror())
+        return Reads(push=push, pull=pull)
 
     async def read(project_id: int, known_path: str | None) -> None:
         path = None if project_id in read_path else known_path
         reads = reads_for(project_id)
-        if not (reads.push or reads.pull):
+        presence_before = known.get(project_id)
+        vanished = reads.pull_absent and presence_before is not None and presence_before.pull
+        if not (reads.by_rest or reads.pull_seen or vanished):
             result.skipped += 1
             return
         async with limit:
             try:
                 path, push, pull, presence = await observe_mirrors(
-                    gitlab, project_id, path, reads, known.get(project_id)
+                    gitlab, project_id, path, reads, presence_before
                 )
             except Exception as exc:  # one project's trouble never ends the scan
                 problem = unreadable(project_id, known_path or str(project_id), exc)
@@ -219,6 +263,10 @@ async def observe_mirrors(
     assert not isinstance(pull_read, BaseException)
     push = push_read
     pull, has_pull = pull_read if reads.pull and pull_read is not None else (None, None)
+    if reads.pull_seen is not None:
+        pull, has_pull = reads.pull_seen, True
+    elif reads.pull_absent:
+        has_pull = False
     presence = Presence(
         push=bool(push) if reads.push else bool(known and known.push),
         pull=has_pull if has_pull is not None else bool(known is None or known.pull),
@@ -246,6 +294,30 @@ async def _pull_mirror(
         if exc.status == 404:  # no pull-mirror route at all (GitLab's free edition)
             return None, False
         raise
+
+
+_graphql_refused = False  # said once per outage, not once per scan
+
+
+async def import_states(
+    gitlab: GitLabClient, project_ids: list[int]
+) -> dict[int, ImportState | None]:
+    """The projects' import states by GraphQL; none (REST reads pull mirrors, as without
+    GraphQL) where GitLab refuses or fails it."""
+    global _graphql_refused
+    if not project_ids:
+        return {}
+    try:
+        found = await gitlab.list_import_states(project_ids)
+    except errors.GitLabError as exc:
+        if not _graphql_refused:
+            log.warning("pull mirrors are read by REST: GraphQL failed (%s)", exc.user_message)
+        _graphql_refused = True
+        return {}
+    if _graphql_refused:
+        log.info("pull mirrors' states are read by GraphQL again")
+    _graphql_refused = False
+    return found
 
 
 def _drained(learned: dict[int, Presence]) -> dict[int, Presence]:
@@ -338,6 +410,7 @@ async def scan(
     concurrency: int,
     remind_after: timedelta,
     recheck_every: int = 1,
+    graphql: bool = True,
 ) -> ScanResult:
     projects = await watched_projects(sessions)
     return await check_projects(
@@ -348,6 +421,7 @@ async def scan(
         remind_after=remind_after,
         scan_number=await next_scan_number(sessions),
         recheck_every=recheck_every,
+        graphql=graphql,
     )
 
 

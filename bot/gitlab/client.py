@@ -8,10 +8,11 @@ connections are retried within a bounded time, and only where repeating is safe.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, TypeVar
@@ -20,12 +21,13 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from bot import __version__, metrics
-from bot.gitlab import errors
+from bot.gitlab import errors, graphql
 from bot.gitlab.budget import RequestBudget
 from bot.gitlab.http import Answer, Dropped, GitLabHTTP, Refused, TimedOut
 from bot.gitlab.models import (
     GitLabUser,
     Group,
+    ImportState,
     PersonalAccessToken,
     Project,
     PublicKey,
@@ -77,6 +79,7 @@ class Route(Enum):
     PUBLIC_KEY = "public_key"
     PULL_MIRROR = "pull_mirror"
     GROUP = "group"
+    GRAPHQL = "graphql"
     OTHER = "other"
 
 
@@ -92,6 +95,7 @@ class _Call:
     json: dict[str, Any] | None = None
     group: GroupRef | None = None
     read_mirror_on_404: bool = True  # public_key: find out what its 404 means
+    outside_api: bool = False  # below the root URL, not /api/v4 (GraphQL's /api/graphql)
 
 
 class Credentials(Protocol):
@@ -213,6 +217,38 @@ class GitLabClient:
         # Current GitLab answers 200, its docs say 202: both are success.
         await self._send(self._pull_call("POST", project))
 
+    # --- import states, by GraphQL: POST /api/graphql ----------------------------------
+
+    async def list_import_states(
+        self, project_ids: Iterable[int], *, concurrency: int = 4
+    ) -> dict[int, ImportState | None]:
+        """`Project.detailedImportStatus` of each project, 100 projects a request,
+        `concurrency` requests at a time. None: the project has no import state, so no pull
+        mirror; a project the token cannot read is absent. GitLab's errors (its GraphQL
+        limits, a GitLab without GraphQL) raise `GraphQLRefused`."""
+        ids = sorted(set(project_ids))
+        limit = asyncio.Semaphore(concurrency)
+
+        async def page(chunk: list[int]) -> dict[int, ImportState | None]:
+            found: dict[int, ImportState | None] = {}
+            after: str | None = None
+            for _ in range(MAX_PAGES):  # one page holds them all; GitLab decides, though
+                variables = {"ids": [graphql.project_gid(n) for n in chunk], "after": after}
+                async with limit:
+                    body = await self._json(self._graphql_call(graphql.IMPORT_STATES, variables))
+                states, after = graphql.import_states_page(body)
+                found.update(states)
+                if after is None:
+                    break
+            return found
+
+        chunks = [ids[n : n + graphql.PAGE_SIZE] for n in range(0, len(ids), graphql.PAGE_SIZE)]
+        if not chunks:
+            return {}
+        # The first page alone: a GitLab that refuses GraphQL costs one request, not all.
+        pages = [await page(chunks[0]), *await asyncio.gather(*map(page, chunks[1:]))]
+        return {project_id: state for found in pages for project_id, state in found.items()}
+
     # --- who is asking ----------------------------------------------------------------
 
     async def get_current_user(self) -> GitLabUser:
@@ -297,6 +333,18 @@ class GitLabClient:
             json=json,
         )
 
+    @staticmethod
+    def _graphql_call(query: str, variables: dict[str, Any]) -> _Call:
+        # A query only reads: safe to repeat after a 429, a 5xx or a dropped connection.
+        return _Call(
+            "POST",
+            "/api/graphql",
+            Route.GRAPHQL,
+            safe_to_repeat=True,
+            json={"query": query, "variables": variables},
+            outside_api=True,
+        )
+
     async def _json(self, call: _Call) -> Any:
         return _decoded(await self._send(call))
 
@@ -344,7 +392,12 @@ class GitLabClient:
         answer: Answer | None = None
         try:
             answer = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, headers=headers
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=headers,
+                outside_api=call.outside_api,
             )
         except Refused as exc:
             # The request certainly never left. (A connect *timeout* is not treated so: a
@@ -374,12 +427,16 @@ class GitLabClient:
         if status == 403:
             if isinstance(body, dict) and body.get("error") == "insufficient_scope":
                 return errors.InsufficientScope(str(body.get("scope") or "api"))
+            if call.route is Route.GRAPHQL:
+                return errors.GraphQLRefused(f"403 {message}", status=403)
             if "on pause" in message:
                 return errors.MirroringPaused(project)
             if call.project is not None:
                 project = await self._name_of(call.project)
             return errors.InsufficientRole(project)
         if status == 404:
+            if call.route is Route.GRAPHQL:
+                return errors.GraphQLRefused("GitLab has no GraphQL API here (404)", status=404)
             if call.route is Route.GROUP and call.group is not None:
                 return errors.GroupNotFound(str(call.group))
             if "Project" in message or call.project is None:

@@ -122,6 +122,14 @@ class MirrorDisabled(GitLabError):
         )
 
 
+class GraphQLRefused(GitLabError):
+    """GitLab's GraphQL answered with errors (a limit exceeded, a field it does not know)
+    or is not there (404: an old GitLab, or a proxy that does not pass it)."""
+
+    def __init__(self, reason: str, *, status: int | None = 200) -> None:
+        super().__init__(f"GitLab's GraphQL API refused the query: {reason}", status=status)
+
+
 class ValidationFailed(GitLabError):
     """400/422 with GitLab's own validation message."""
 

@@ -88,6 +88,44 @@ class PullMirror(_MirrorState):
     mirror_overwrites_diverged_branches: bool | None = None
 
 
+class ImportState(_GitLabModel):
+    """A project's import state as GraphQL's `Project.detailedImportStatus` shows it. A pull
+    mirror has one, but so has a one-time import and a pull mirror since disabled: GraphQL
+    does not say which, so only where REST said "a pull mirror" is it read as one."""
+
+    id: int | None = None  # the import_state row id, as in PullMirror
+    status: str = "none"
+    url: str | None = None
+    last_error: str | None = None  # null below Maintainer (read_import_error)
+    last_update_at: datetime | None = None
+    last_update_started_at: datetime | None = None
+    last_successful_update_at: datetime | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scrub_url(cls, value: str | None) -> str | None:
+        return scrub_url(value)
+
+    @field_validator("last_error")
+    @classmethod
+    def _scrub_error(cls, value: str | None) -> str | None:
+        return scrub_text(value)
+
+    def as_pull_mirror(self) -> PullMirror:
+        """The state of a project known to be a pull mirror: what REST's `GET
+        /projects/:id/mirror/pull` reports of it (REST answers only while it is enabled)."""
+        return PullMirror(
+            id=self.id,
+            url=self.url,
+            enabled=True,
+            update_status=self.status,
+            last_error=self.last_error,
+            last_update_at=self.last_update_at,
+            last_update_started_at=self.last_update_started_at,
+            last_successful_update_at=self.last_successful_update_at,
+        )
+
+
 class PublicKey(_GitLabModel):
     public_key: str
 

@@ -1,4 +1,5 @@
-"""The simulator's HTTP front: GitLab's `/api/v4` served by uvicorn on 127.0.0.1.
+"""The simulator's HTTP front: GitLab's `/api/v4` and `/api/graphql`, served by uvicorn
+on 127.0.0.1.
 
 An ASGI app on its own event loop (in a thread), so hundreds of concurrent requests with
 simulated latency cost no thread each: the simulator must not be what a benchmark
@@ -23,11 +24,13 @@ import uvicorn
 
 from bot.simulator.api import Request, Response, handle_request, parse_body
 from bot.simulator.faults import Fault, FaultPlan
+from bot.simulator.graphql_api import handle_graphql
 from bot.simulator.oauth import handle_oauth
 from bot.simulator.rate_limits import RateLimit
 from bot.simulator.world import ApiError, World
 
 API_PREFIX = "/api/v4"
+GRAPHQL_PATH = "/api/graphql"
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,9 @@ class GitLabSimulator:
             base_url=f"{self.url}{API_PREFIX}",
             bearer="private-token" not in headers,
         )
-        if path.startswith("/oauth/"):
+        if path == GRAPHQL_PATH and method == "POST":
+            response = handle_graphql(self.world, request)
+        elif path.startswith("/oauth/"):
             request.body = {**_basic_client(headers.get("authorization", "")), **body_data}
             response = handle_oauth(self.world, request)
         else:

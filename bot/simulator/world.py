@@ -139,6 +139,7 @@ class SimProject:
     visibility: str = "private"
     members: dict[int, int] = field(default_factory=dict)  # user id -> access level
     push_mirrors: dict[int, SimPushMirror] = field(default_factory=dict)
+    # The import state: a pull mirror (`enabled`: project.mirror) or a one-time import.
     pull_mirror: SimPullMirror | None = None
 
 
@@ -412,6 +413,21 @@ class World:
     def set_pull_mirror(self, project: SimProject, url: str, **attributes: Any) -> SimPullMirror:
         with self.lock:
             project.pull_mirror = SimPullMirror(self._id("import"), url, **attributes)
+            return project.pull_mirror
+
+    def add_import(self, project: SimProject, url: str) -> SimPullMirror:
+        """A one-time import, done: an import state as a pull mirror's, but no mirror."""
+        with self.lock:
+            now = self.clock()
+            project.pull_mirror = SimPullMirror(
+                self._id("import"),
+                url,
+                enabled=False,
+                update_status="finished",
+                last_update_at=now,
+                last_update_started_at=now,
+                last_successful_update_at=now,
+            )
             return project.pull_mirror
 
     def set_outcome(

@@ -1,6 +1,7 @@
 """The GitLab client against the simulator: every operation and every error class."""
 
 import asyncio
+import json
 import socket
 import struct
 import time
@@ -409,3 +410,62 @@ async def test_every_broken_exchange_maps_to_one_kind_of_failure(raised, expecte
     http._client = Broken  # type: ignore[method-assign]
     with pytest.raises(expected):
         await http.request("GET", "/user", headers={})
+
+
+# --- import states, by GraphQL -----------------------------------------------------------------
+
+
+async def test_import_states_come_100_projects_a_request(alice_gitlab, sample, gitlab_sim):
+    world = sample.world
+    many = [world.add_project(f"many/p{n}", {sample.alice: 40}) for n in range(230)]
+    mirrored = many[7]
+    world.set_pull_mirror(mirrored, "https://u:hunter2@up.example.org/p7.git", enabled=True)
+    mirrored.pull_mirror.update_status = "failed"
+    mirrored.pull_mirror.last_error = "fatal: could not read from https://u:hunter2@up.example.org/"
+    secret = next(p for p in world.projects.values() if p.path == "group/secret")
+    gitlab_sim.requests.clear()
+
+    states = await alice_gitlab.list_import_states([p.id for p in many] + [secret.id])
+
+    assert len(gitlab_sim.requests.matching("POST", "/api/graphql")) == 3  # 231 ids
+    assert len(gitlab_sim.requests.entries) == 3
+    assert set(states) == {p.id for p in many}  # group/secret: alice cannot read it
+    state = states[mirrored.id]
+    assert state is not None and state.status == "failed"
+    assert state.id == mirrored.pull_mirror.id
+    assert "hunter2" not in repr(state)
+    pull = state.as_pull_mirror()
+    assert pull.enabled and pull.is_failed and pull.last_error == state.last_error
+    assert all(states[p.id] is None for p in many if p is not mirrored)
+
+
+async def test_import_states_without_graphql_are_refused(alice_gitlab, sample, gitlab_sim):
+    gitlab_sim.inject(Fault("status", status=404, path="^/api/graphql$"))
+    with pytest.raises(errors.GraphQLRefused) as refused:
+        await alice_gitlab.list_import_states([sample.app.id])
+    assert refused.value.status == 404
+
+
+async def test_graphql_errors_become_a_typed_error(alice_gitlab, sample, gitlab_sim):
+    message = "Query has complexity of 300, which exceeds max complexity of 250"
+    body = json.dumps({"errors": [{"message": message}]})
+    gitlab_sim.inject(
+        Fault("body", status=200, path="^/api/graphql$", body=body, content_type="application/json")
+    )
+    with pytest.raises(errors.GraphQLRefused) as refused:
+        await alice_gitlab.list_import_states([sample.app.id])
+    assert "exceeds max complexity" in refused.value.user_message
+
+
+async def test_graphql_is_retried_after_a_server_error(alice_gitlab, sample, gitlab_sim):
+    gitlab_sim.inject(Fault("status", status=502, path="^/api/graphql$"))
+    assert await alice_gitlab.list_import_states([sample.app.id]) == {sample.app.id: None}
+    assert [r.status for r in gitlab_sim.requests.entries] == [502, 200]
+
+
+async def test_a_gitlab_without_graphql_costs_one_request(alice_gitlab, sample, gitlab_sim):
+    more = [sample.world.add_project(f"many/p{n}", {sample.alice: 40}) for n in range(250)]
+    gitlab_sim.inject(Fault("status", status=404, path="^/api/graphql$", times=None))
+    with pytest.raises(errors.GraphQLRefused):
+        await alice_gitlab.list_import_states([p.id for p in more])
+    assert len(gitlab_sim.requests.entries) == 1

@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from bot.commands.actions import AlertActions, MirrorRef
 from bot.domain.subscriptions import push_key
+from bot.simulator import Fault
 from bot.simulator.world import SimPushMirror
 from bot.store.crypto import generate_key
 from bot.store.db import sync_url
-from bot.store.models import OutboxMessage, WebhookEvent
+from bot.store.models import MirrorPresence, OutboxMessage, WebhookEvent
 from tests.conftest import ALICE_TOKEN
 from tests.fakes.slack import SlackCall
 from tests.slack.conftest import WEBHOOK_SECRET, Harness, start_harness
@@ -286,6 +287,51 @@ def test_the_monitor_alone_detects_a_failure(sample, gitlab_sim, slack, sqlite_u
         assert "Host key changed or unknown" in json.dumps(alert)
     finally:
         h.server.stop()
+
+
+@pytest.mark.parametrize("graphql", ["answers", "refused"])
+def test_a_failing_pull_mirror_alerts_and_recovers_by_the_monitor_alone(
+    sample, gitlab_sim, slack, sqlite_url, graphql
+):
+    """Between re-checks (here: none) the scan sees the pull mirror by GraphQL; where
+    GitLab refuses GraphQL, by REST: the same alert and recovery either way."""
+    world = sample.world
+    pull = world.set_pull_mirror(sample.app, "https://puller:pw@up.example.org/app.git")
+    world.succeed_at(pull, datetime.now(UTC))
+    if graphql == "refused":
+        gitlab_sim.inject(Fault("status", status=404, path="^/api/graphql$", times=None))
+    h = start_harness(
+        sample,
+        gitlab_sim,
+        slack,
+        sqlite_url,
+        generate_key(),
+        mirrorbot_poll_interval=1,
+        mirrorbot_recheck_every=1000,
+    )
+    try:
+        h.link("UALICE", ALICE_TOKEN)
+        h.command("watch group/app", channel="CALERTS")
+        h.wait_response("now gets alerts")
+        h.wait(lambda: h.read(select(MirrorPresence)), timeout=10)  # a scan learned
+        since = len(gitlab_sim.requests.entries)
+        world.set_outcome(pull, "fatal: could not read Username for 'https://up.example.org'")
+        world.force_pull(pull, world.clock())
+        alert = json.dumps(h.wait_post("Mirror failing", timeout=10))
+        assert "up.example.org" in alert and "pw@" not in alert
+        world.set_outcome(pull, None)
+        world.force_pull(pull, world.clock())
+        h.wait_post("Recovered", timeout=10)
+        later = gitlab_sim.requests.entries[since:]
+    finally:
+        h.server.stop()
+    rest_reads = [r for r in later if r.path.endswith("/mirror/pull")]
+    graphql_reads = [r for r in later if r.path == "/api/graphql"]
+    assert graphql_reads
+    if graphql == "answers":
+        assert rest_reads == [] and {r.status for r in graphql_reads} == {200}
+    else:
+        assert rest_reads and {r.status for r in graphql_reads} == {404}
 
 
 def test_an_alert_survives_slack_rate_limiting(watching: Harness):
