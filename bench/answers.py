@@ -51,6 +51,10 @@ from bot.simulator.world import SimProject
 SERVICE = "glpat-bench-service-0000001"
 COMMANDS = ("list", "show", "key", "pull", "sync")
 POOL = 100  # GitLabHTTP's connections (create_http_client's default)
+WAYS = {
+    "alone": "each command alone",
+    "together": "the five sent at once (their replies share the event loop)",
+}
 
 
 def make_world() -> tuple[World, dict[str, SimProject], SimProject]:
@@ -104,40 +108,50 @@ def round_trips(entries: list[RecordedRequest]) -> int:
 
 
 def measure(
-    serve: Serve, slack: SlackStandIn, simulator: Any, projects: dict[str, SimProject], reps: int
+    serve: Serve,
+    slack: SlackStandIn,
+    simulator: Any,
+    projects: dict[str, SimProject],
+    reps: int,
+    *,
+    together: bool,
 ) -> dict[str, dict[str, float]]:
-    """Each command `reps` times (the five kinds at once: they share nothing), sequential
-    repetitions; the median time to its answer, its requests and round trips."""
+    """Each command `reps` times, the repetitions one after another: the five kinds sent
+    at once (they share nothing, but their replies share the one event loop), or each
+    alone; the median time to its answer, its requests and round trips."""
     seconds: dict[str, list[float]] = {name: [] for name in COMMANDS}
     requests: dict[str, list[int]] = {name: [] for name in COMMANDS}
     trips: dict[str, list[int]] = {name: [] for name in COMMANDS}
+    groups = [COMMANDS] if together else [(name,) for name in COMMANDS]
     with httpx.Client(timeout=10) as client:
         for _ in range(reps):
-            names = {name: uuid.uuid4().hex for name in COMMANDS}
-            sent: dict[str, float] = {}
-            for name in COMMANDS:
-                body = command_body(
-                    command_text(name, projects[name]), slack.response_url(names[name])
-                )
-                sent[name] = time.monotonic()
-                assert (
-                    client.post(
-                        f"{serve.url}/slack/events", content=body, headers=signed(body)
-                    ).status_code
-                    == 200
-                )
-            answers: dict[str, float] = {}
-            slack.wait_for(partial(_arrived, slack, projects, names, sent, answers), timeout=60)
-            for name in COMMANDS:
-                mine = [
-                    e
-                    for e in simulator.requests.entries
-                    if belongs(e, projects[name]) and sent[name] <= e.at < answers[name]
-                ]
-                seconds[name].append(answers[name] - sent[name])
-                requests[name].append(len(mine))
-                trips[name].append(round_trips(mine))
-            time.sleep(0.5 if simulator.faults.latency < 0.5 else 2.5)  # let syncs' follow-ups end
+            for group in groups:
+                names = {name: uuid.uuid4().hex for name in group}
+                sent: dict[str, float] = {}
+                for name in group:
+                    body = command_body(
+                        command_text(name, projects[name]), slack.response_url(names[name])
+                    )
+                    sent[name] = time.monotonic()
+                    assert (
+                        client.post(
+                            f"{serve.url}/slack/events", content=body, headers=signed(body)
+                        ).status_code
+                        == 200
+                    )
+                answers: dict[str, float] = {}
+                slack.wait_for(partial(_arrived, slack, projects, names, sent, answers), timeout=60)
+                for name in group:
+                    mine = [
+                        e
+                        for e in simulator.requests.entries
+                        if belongs(e, projects[name]) and sent[name] <= e.at < answers[name]
+                    ]
+                    seconds[name].append(answers[name] - sent[name])
+                    requests[name].append(len(mine))
+                    trips[name].append(round_trips(mine))
+                # Let syncs' follow-ups end.
+                time.sleep(0.5 if simulator.faults.latency < 0.5 else 2.5)
     return {
         name: {
             "seconds": statistics.median(seconds[name]),
@@ -156,7 +170,7 @@ def _arrived(
     answers: dict[str, float],
 ) -> bool:
     """Note when each command's answer arrived; True once all have."""
-    for name in COMMANDS:
+    for name in names:
         if name in answers:
             continue
         if name == "sync":  # the first answer is posted in the channel
@@ -167,7 +181,7 @@ def _arrived(
             found = [c for c in slack.of("response_url") if c.path.endswith(names[name])]
         if found:
             answers[name] = found[0].at
-    return len(answers) == len(COMMANDS)
+    return len(answers) == len(names)
 
 
 def burst(
@@ -237,7 +251,10 @@ def run_version(
         try:
             for latency in latencies:
                 simulator.faults.latency = latency
-                figures[f"{latency:g}"] = measure(serve, slack, simulator, projects, reps)
+                for together, way in ((False, "alone"), (True, "together")):
+                    figures[f"{latency:g} {way}"] = measure(
+                        serve, slack, simulator, projects, reps, together=together
+                    )
             if burst_size:
                 simulator.faults.latency = (
                     1.0 if not latencies or max(latencies) >= 1 else max(latencies)
@@ -301,9 +318,9 @@ def main() -> int:
     )
     print(f"(baseline: base commit {commit[:7] if commit else '-'}, same run)")
     ok = True
-    for latency in args.latencies:
-        key = f"{latency:g}"
-        print(f"\n## GitLab latency {latency:g} s")
+    for latency, way in ((lat, way) for lat in args.latencies for way in ("alone", "together")):
+        key = f"{latency:g} {way}"
+        print(f"\n## GitLab latency {latency:g} s, {WAYS[way]}")
         print(f"{'command':8}  {'this commit':>24}  {'base commit':>24}  goal")
         for name in COMMANDS:
             a = ours[key][name]

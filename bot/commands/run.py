@@ -330,17 +330,24 @@ async def sync_one(
 ) -> Reply:
     """Ask for the sync and read the mirror at once: the answer goes out after GitLab's 204,
     one round trip, and the reply follows from there. The read may land just before the
-    sync or just after; either is a baseline `follow_push_mirror` can settle from."""
+    sync or just after; either is a baseline `follow_push_mirror` can settle from. The
+    audit entry is written as soon as the sync's outcome is known, while the read is
+    still on its way."""
+    summary = f"started a sync of push mirror {mirror_id}"
+
+    async def sync_and_audit() -> None:
+        try:
+            await gitlab.sync_push_mirror(project_ref, mirror_id)
+        except Exception as exc:
+            await _audit_sync(services, actor, project_ref, mirror_id, _user_message(exc))
+            raise
+        await _audit_sync(services, actor, project_ref, mirror_id, summary, executed=True)
+
     sync, mirror = await asyncio.gather(
-        gitlab.sync_push_mirror(project_ref, mirror_id),
-        gitlab.get_push_mirror(project_ref, mirror_id),
-        return_exceptions=True,
+        sync_and_audit(), gitlab.get_push_mirror(project_ref, mirror_id), return_exceptions=True
     )
     if isinstance(sync, BaseException):
-        await _audit_sync(services, actor, project_ref, mirror_id, str(_user_message(sync)))
         raise sync
-    summary = f"started a sync of push mirror {mirror_id}"
-    await _audit_sync(services, actor, project_ref, mirror_id, summary, executed=True)
     if isinstance(mirror, BaseException):
         if not isinstance(mirror, GitLabError):
             raise mirror
