@@ -29,6 +29,15 @@ from bot.store.models import MirrorState, ProjectCheck, Subscription, utcnow
 log = logging.getLogger(__name__)
 NOTICE_EVERY = timedelta(days=1)
 PATH_CHECK_EVERY = timedelta(days=1)  # a renamed project's new path shows within a day
+# Each project's path is read again after between half a day and a day, by its id: read
+# all at once on the first scan, they then come due spread over half a day, not all in
+# one scan that would take half as long again.
+PATH_CHECK_SPREAD = 64
+
+
+def path_check_period(project_id: int) -> timedelta:
+    share = (project_id % PATH_CHECK_SPREAD) / (2 * PATH_CHECK_SPREAD)
+    return PATH_CHECK_EVERY * (1 - share)
 
 
 class Problem(StrEnum):
@@ -83,7 +92,7 @@ async def paths_to_check(
     read for a day, or not readable last time (it may have moved)."""
     ids = list(project_ids)
     due = set(ids)
-    stale = (now or utcnow()) - PATH_CHECK_EVERY
+    now = now or utcnow()
     async with sessions() as session:
         for start in range(0, len(ids), 500):
             rows = await session.execute(
@@ -92,7 +101,8 @@ async def paths_to_check(
                 ).where(ProjectCheck.project_id.in_(ids[start : start + 500]))
             )
             for project_id, checked_at, problem in rows.all():
-                if problem is None and checked_at is not None and checked_at > stale:
+                fresh = checked_at is not None and now - checked_at < path_check_period(project_id)
+                if problem is None and fresh:
                     due.discard(project_id)
     return due
 

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.domain.project_access import Problem, Readable, Unreadable, record_access
+from bot.domain.project_access import (
+    Problem,
+    Readable,
+    Unreadable,
+    paths_to_check,
+    record_access,
+)
 from bot.store.db import create_engine, session_factory, transaction
 from bot.store.migrate import upgrade_database
 from bot.store.models import OutboxMessage, Subscription
@@ -78,3 +84,19 @@ async def test_a_path_read_from_gitlab_renames_the_subscriptions(watched):
     async with watched() as session:
         paths = set((await session.scalars(select(Subscription.project_path))).all())
     assert paths == {"platform/app"}
+
+
+async def test_paths_read_together_come_due_again_spread_over_half_a_day(sessions):
+    """5,000 paths read in one scan are not all read again in one scan a day later."""
+    read_at = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    ids = list(range(1, 5001))
+    await record_access(
+        sessions, [Readable(n, f"g/p{n}", path_checked=True) for n in ids], now=read_at
+    )
+    due_by_hour = [
+        len(await paths_to_check(sessions, ids, now=read_at + timedelta(hours=h, minutes=1)))
+        for h in (0, 11, 13, 18, 24)
+    ]
+    assert due_by_hour[0] == 0 and due_by_hour[1] == 0  # none within half a day
+    assert 0 < due_by_hour[2] < due_by_hour[3] < 5000  # then a share at a time
+    assert due_by_hour[4] == 5000  # all within a day
