@@ -88,23 +88,41 @@ async def paths_to_check(
     project_ids: Iterable[int],
     now: datetime | None = None,
 ) -> set[int]:
-    """The projects whose path should be read from GitLab in this check: never read, not
-    read for a day, or not readable last time (it may have moved)."""
+    """The projects whose path should be read from GitLab in this check: not read for
+    their period (`path_check_period`), or not readable last time (it may have moved). A
+    project whose path was never read has the path GitLab gave when it was watched (a
+    project read, a group listing): that counts as read then."""
     ids = list(project_ids)
     due = set(ids)
     now = now or utcnow()
     async with sessions() as session:
         for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
             rows = await session.execute(
                 select(
                     ProjectCheck.project_id, ProjectCheck.path_checked_at, ProjectCheck.problem
-                ).where(ProjectCheck.project_id.in_(ids[start : start + 500]))
+                ).where(ProjectCheck.project_id.in_(chunk))
             )
+            unchecked = set(chunk)
             for project_id, checked_at, problem in rows.all():
-                fresh = checked_at is not None and now - checked_at < path_check_period(project_id)
-                if problem is None and fresh:
+                if problem is not None or checked_at is not None:
+                    unchecked.discard(project_id)
+                if problem is None and _fresh(project_id, checked_at, now):
                     due.discard(project_id)
+            if unchecked:
+                watched = await session.execute(
+                    select(Subscription.project_id, func.min(Subscription.created_at))
+                    .where(Subscription.project_id.in_(unchecked))
+                    .group_by(Subscription.project_id)
+                )
+                for project_id, watched_at in watched.all():
+                    if _fresh(project_id, watched_at, now):
+                        due.discard(project_id)
     return due
+
+
+def _fresh(project_id: int, read_at: datetime | None, now: datetime) -> bool:
+    return read_at is not None and now - read_at < path_check_period(project_id)
 
 
 async def record_access(
