@@ -31,17 +31,15 @@ class HostKey(_GitLabModel):
     fingerprint_sha256: str
 
 
-class _MirrorState(_GitLabModel):
-    """Fields push and pull mirrors share; URLs and errors are scrubbed on the way in."""
+class _Updates(_GitLabModel):
+    """A mirror's URL, last error and update times, as every GitLab answer about a mirror
+    has them (REST's mirrors, GraphQL's import states); URL and error scrubbed on the way in."""
 
     url: str | None = None
-    enabled: bool = False
-    update_status: str = "none"
     last_error: str | None = None
     last_update_at: datetime | None = None
     last_update_started_at: datetime | None = None
     last_successful_update_at: datetime | None = None
-    mirror_branch_regex: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -52,6 +50,14 @@ class _MirrorState(_GitLabModel):
     @classmethod
     def _scrub_error(cls, value: str | None) -> str | None:
         return scrub_text(value)
+
+
+class _MirrorState(_Updates):
+    """Fields push and pull mirrors share."""
+
+    enabled: bool = False
+    update_status: str = "none"
+    mirror_branch_regex: str | None = None
 
     @property
     def is_failed(self) -> bool:
@@ -88,28 +94,13 @@ class PullMirror(_MirrorState):
     mirror_overwrites_diverged_branches: bool | None = None
 
 
-class ImportState(_GitLabModel):
+class ImportState(_Updates):
     """A project's import state as GraphQL's `Project.detailedImportStatus` shows it. A pull
     mirror has one, but so has a one-time import and a pull mirror since disabled: GraphQL
     does not say which, so only where REST said "a pull mirror" is it read as one."""
 
     id: int | None = None  # the import_state row id, as in PullMirror
-    status: str = "none"
-    url: str | None = None
-    last_error: str | None = None  # null below Maintainer (read_import_error)
-    last_update_at: datetime | None = None
-    last_update_started_at: datetime | None = None
-    last_successful_update_at: datetime | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _scrub_url(cls, value: str | None) -> str | None:
-        return scrub_url(value)
-
-    @field_validator("last_error")
-    @classmethod
-    def _scrub_error(cls, value: str | None) -> str | None:
-        return scrub_text(value)
+    status: str = "none"  # last_error: null below Maintainer (read_import_error)
 
     def as_pull_mirror(self) -> PullMirror:
         """The state of a project known to be a pull mirror: what REST's `GET
