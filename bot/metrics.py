@@ -71,6 +71,10 @@ SLACK_REPLAYS_REFUSED = Counter(
     "mirrorbot_slack_replays_refused_total",
     "Slack requests whose work was dropped: their signature was used before",
 )
+CLOCK_SKEW = Gauge(
+    "mirrorbot_clock_skew_seconds",
+    "The database's clock minus this host's (replicas compare claims written by each other)",
+)
 MONITOR_LEADER = Gauge(
     "mirrorbot_monitor_leader", "1 while this replica holds the monitor's lease, else 0"
 )

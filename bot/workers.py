@@ -36,6 +36,7 @@ from bot.slack.background import sweep_approvals_once
 from bot.slack.device_login import advance_device_logins
 from bot.slack.outbox_sender import send_due
 from bot.slack.rotations import resume_rotations
+from bot.store.clock import SKEW_WARNING_SECONDS, clock_skew
 from bot.store.leases import MONITOR_LEASE, Lease
 from bot.store.models import utcnow
 
@@ -56,6 +57,7 @@ class WorkerTiming:
     retention_every: float = 3600.0
     discovery_every: float = 300.0  # a group of 5,000 projects is 50 pages a pass
     digest_every: float = 20.0
+    clock_every: float = 300.0
     # What time it is for the digest: tests pass a clock of their own.
     clock: Callable[[], datetime] = utcnow
     push_check_delays: tuple[float, ...] = (15.0, 120.0)
@@ -92,6 +94,7 @@ class Workers:
             ("retention", self.prune, self.timing.retention_every),
             # Every replica: the outbox key per channel and day keeps it to one message.
             ("digest", self.send_digests, self.timing.digest_every),
+            ("clock", self.watch_clock, self.timing.clock_every),
         ]
         if self.services.device_logins is not None:
             loops.append(("logins", self.advance_device_logins, self.timing.logins_every))
@@ -242,6 +245,20 @@ class Workers:
 
     async def resume_rotations(self) -> int:
         await resume_rotations(self.services, self.slack)
+        return 0
+
+    async def watch_clock(self) -> int:
+        """Say so when this host's clock and the database's disagree by more than a few
+        seconds: other replicas compare the claims this one writes with their clocks."""
+        skew = await clock_skew(self.services.engine)
+        metrics.CLOCK_SKEW.set(skew)
+        if abs(skew) > SKEW_WARNING_SECONDS:
+            log.warning(
+                "this host's clock is %.1f s %s the database's: synchronise it (NTP); "
+                "replicas more than a minute apart may take over each other's messages",
+                abs(skew),
+                "behind" if skew > 0 else "ahead of",
+            )
         return 0
 
     async def prune(self) -> int:
