@@ -25,6 +25,7 @@ from bot.gitlab.errors import GitLabError
 from bot.gitlab.http import GitLabHTTP
 from bot.logs import configure_logging
 from bot.slack_workspace import SlackCheckError, resolve_team_id
+from bot.store.clock import SKEW_WARNING_SECONDS, clock_skew
 from bot.store.crypto import SecretKeyError, TokenCipher
 from bot.store.db import create_engine, session_factory
 from bot.store.migrate import upgrade_database
@@ -275,6 +276,12 @@ def check() -> None:
         try:
             upgrade_database(settings.database_url)
             click.echo("ok: database reachable and migrated")
+            skew = asyncio.run(_clock_skew(settings.database_url))
+            if abs(skew) > SKEW_WARNING_SECONDS:
+                problems.append(
+                    f"this host's clock is {abs(skew):.0f} s away from the database's: "
+                    "synchronise it (NTP), or replicas may take over each other's messages"
+                )
         except Exception as exc:
             problems.append(f"DATABASE_URL: cannot use the database ({type(exc).__name__})")
     for problem in problems:
@@ -282,6 +289,14 @@ def check() -> None:
     if problems:
         sys.exit(1)
     click.echo("configuration is complete")
+
+
+async def _clock_skew(database_url: str) -> float:
+    engine = create_engine(database_url)
+    try:
+        return await clock_skew(engine)
+    finally:
+        await engine.dispose()
 
 
 # --- serve and audit -----------------------------------------------------------------------
