@@ -375,7 +375,16 @@ class _Context:
 
 def _succeeded_since(snap: Snapshot, since: datetime | None) -> bool:
     success = snap.last_successful_update_at
-    return success is not None and (since is None or success > since)
+    return success is not None and (since is None or _later(success, since))
+
+
+def _later(moment: datetime, than: datetime) -> bool:
+    """`moment > than` at the coarser of their precisions: GitLab's REST writes
+    milliseconds and its GraphQL whole seconds, so the same success read once each way
+    must not look like a new one (a recovery that never happened)."""
+    if moment.microsecond == 0 or than.microsecond == 0:
+        return moment.replace(microsecond=0) > than.replace(microsecond=0)
+    return moment > than
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -170,6 +170,10 @@ async def check_projects(
         pull = everything or bool(presence and presence.pull)
         if project_id in imports:
             state = imports[project_id]
+            if state is None and presence is not None and presence.pull:
+                # REST saw a pull mirror, which always has an import state: an odd answer,
+                # so REST is asked, this scan, rather than the mirror dropped until its re-check.
+                return Reads(push=push, pull=True)
             if state is None:
                 return Reads(push=push, pull=False, pull_absent=True)
             if pull and not everything:  # REST saw a pull mirror: this is its state

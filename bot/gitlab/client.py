@@ -246,7 +246,17 @@ class GitLabClient:
         if not chunks:
             return {}
         # The first page alone: a GitLab that refuses GraphQL costs one request, not all.
-        pages = [await page(chunks[0]), *await asyncio.gather(*map(page, chunks[1:]))]
+        pages = [await page(chunks[0])]
+        rest = [asyncio.ensure_future(page(chunk)) for chunk in chunks[1:]]
+        try:
+            pages += await asyncio.gather(*rest)
+        except BaseException:
+            # One page failed: the caller reads by REST, so the others stop spending the
+            # budget now rather than run on unobserved.
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+            raise
         return {project_id: state for found in pages for project_id, state in found.items()}
 
     # --- who is asking ----------------------------------------------------------------

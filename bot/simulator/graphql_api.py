@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from graphql import (
@@ -39,7 +40,7 @@ from graphql.utilities import value_from_ast_untyped
 
 from bot.simulator.api import Request, Response
 from bot.simulator.validation import safe_url
-from bot.simulator.world import ApiError, SimProject, SimUser, World, iso
+from bot.simulator.world import ApiError, SimProject, SimUser, World
 
 MAX_QUERY_LENGTH = 10_000
 MAX_COMPLEXITY = 250  # authenticated calls
@@ -94,6 +95,14 @@ SCHEMA = build_schema(
 )
 
 _PROJECT_GID = re.compile(r"^gid://gitlab/Project/(\d+)$")
+
+
+def graphql_time(moment: datetime | None) -> str | None:
+    """GitLab's GraphQL `Time` (Types::TimeType): `value.iso8601`, whole seconds — REST
+    writes milliseconds (bot/simulator/world.py `iso`)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def handle_graphql(world: World, request: Request) -> Response:
@@ -265,9 +274,9 @@ def _project(world: World, user: SimUser, project: SimProject) -> dict[str, Any]
             "url": safe_url(state.url),
             # read_import_error: Maintainers and above only
             "lastError": state.last_error if world.is_maintainer(user, project) else None,
-            "lastUpdateAt": iso(state.last_update_at),
-            "lastUpdateStartedAt": iso(state.last_update_started_at),
-            "lastSuccessfulUpdateAt": iso(state.last_successful_update_at),
+            "lastUpdateAt": graphql_time(state.last_update_at),
+            "lastUpdateStartedAt": graphql_time(state.last_update_started_at),
+            "lastSuccessfulUpdateAt": graphql_time(state.last_successful_update_at),
         },
     }
 

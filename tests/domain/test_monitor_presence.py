@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.domain import monitor
 from bot.domain.monitor import scan
 from bot.gitlab.client import GitLabClient, create_http_client
-from bot.simulator import Fault, GitLabSimulator, World
+from bot.simulator import Fault, GitLabSimulator, World, graphql_api
 from bot.store.db import create_engine, session_factory, transaction
 from bot.store.migrate import upgrade_database
 from bot.store.models import MirrorPresence, MirrorState
@@ -266,3 +266,46 @@ async def test_graphql_refused_the_scan_reads_pull_mirrors_by_rest_and_says_so_o
         "pull mirrors are read by REST: GraphQL failed "
         "(GitLab's GraphQL API refused the query: GitLab has no GraphQL API here (404))"
     ]
+
+
+async def test_a_failure_seen_by_graphql_first_is_not_recovered_by_the_rest_recheck(
+    database_url, fleet
+):
+    """GraphQL writes whole seconds, REST milliseconds: the last success before the failure,
+    read by GraphQL, must not look newer when a re-check reads it by REST (a recovery that
+    never happened, then the failure alerted again)."""
+    world, projects, simulator = fleet
+    pulled = projects["pull-only"]
+    world.succeed_at(pulled.pull_mirror, datetime.now(UTC).replace(microsecond=823000))
+    await watch(database_url, projects)
+    await scans(database_url, simulator, 1, graphql=True)  # learns by REST
+    fail_pull(world, pulled, "fatal: could not read Username")
+    seen = []
+    for _ in range(2 * EVERY + 1):  # through REST re-checks and GraphQL scans
+        await scans(database_url, simulator, 1, graphql=True)
+        seen.append((await states(database_url, pulled))["pull"])
+    assert seen == ["failing"] * (2 * EVERY + 1)
+
+
+async def test_an_odd_null_import_state_of_a_known_pull_mirror_is_asked_of_rest(
+    database_url, fleet, monkeypatch
+):
+    """A pull mirror always has an import state; should GraphQL say null once, REST reads
+    it in that scan, and the alert stays as it is."""
+    world, projects, simulator = fleet
+    pulled = projects["pull-only"]
+    await watch(database_url, projects)
+    fail_pull(world, pulled, "fatal: could not read Username")
+    await scans(database_url, simulator, 1, graphql=True)
+    assert await states(database_url, pulled) == {"pull": "failing"}
+    real = graphql_api._project
+
+    def null_state(world_, user, project):
+        answer = real(world_, user, project)
+        return {**answer, "detailedImportStatus": None} if project is pulled else answer
+
+    monkeypatch.setattr(graphql_api, "_project", null_state)
+    simulator.requests.clear()
+    await scans(database_url, simulator, 1, graphql=True)
+    assert await states(database_url, pulled) == {"pull": "failing"}
+    assert any(r.path.endswith("/mirror/pull") for r in simulator.requests.entries)
