@@ -162,6 +162,20 @@ def two_replicas(sample, gitlab_sim, slack, database_url):
         replica.server.stop()
 
 
+def replay_then_show(sent: httpx.Response, replica: Harness) -> None:
+    """Send the captured request to `replica` (acked: that process has not seen it), then
+    a request Slack really sent, as evidence that the replica works; wait for both."""
+    replayed = httpx.post(
+        f"{replica.server.url}/slack/events",
+        content=sent.request.content,
+        headers=sent.request.headers,
+    )
+    assert replayed.status_code == 200
+    replica.command("show group/app 1")
+    replica.wait_response("Push mirror")
+    replica.settle()
+
+
 @pytest.mark.parametrize("command", ["list group/app", "sync group/app 1"])
 def test_a_signed_request_replayed_to_another_replica_does_nothing(two_replicas, command):
     """Slack sent a command to one replica; a captured copy sent to the other within its
@@ -174,15 +188,7 @@ def test_a_signed_request_replayed_to_another_replica_does_nothing(two_replicas,
     first.settle()
     gitlab_before = len(first.gitlab.requests.entries)
     slack_before = len(first.slack.calls)
-    replayed = httpx.post(
-        f"{second.server.url}/slack/events",
-        content=sent.request.content,
-        headers=sent.request.headers,
-    )
-    assert replayed.status_code == 200
-    second.command("show group/app 1")  # evidence the second replica does work
-    second.wait_response("Push mirror")
-    second.settle()
+    replay_then_show(sent, second)
     assert len(first.gitlab.requests.entries) == gitlab_before + 1  # the show's one read
     assert len(first.slack.calls) == slack_before + 1  # and its one reply
 
@@ -199,15 +205,7 @@ def test_a_button_click_replayed_to_another_replica_changes_nothing(two_replicas
     first.settle()
     mirror.enabled = False
     puts = len(first.gitlab.requests.matching("PUT"))
-    replayed = httpx.post(
-        f"{second.server.url}/slack/events",
-        content=clicked.request.content,
-        headers=clicked.request.headers,
-    )
-    assert replayed.status_code == 200
-    second.command("show group/app 1")  # evidence the second replica does work
-    second.wait_response("Push mirror")
-    second.settle()
+    replay_then_show(clicked, second)
     assert len(first.gitlab.requests.matching("PUT")) == puts
     assert mirror.enabled is False
 
