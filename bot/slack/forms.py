@@ -6,6 +6,7 @@ Forms that need GitLab's current values open as "Loading…" and are filled in a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,6 +19,7 @@ from bot.domain.errors import DomainError
 from bot.domain.mirrors import Operation, pull_mirror_or_none
 from bot.domain.rotations import NewCredentials
 from bot.domain.validation import branch_regex_problem, mirror_url_problem
+from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabError
 from bot.gitlab.refs import ProjectRef
 from bot.services import Services
@@ -199,6 +201,47 @@ def read_pull_config_form(view: dict[str, Any]) -> tuple[dict[str, Any], dict[st
     return attributes, errors
 
 
+# What a submitted form asks for, with the submitter's GitLab client, who they are and the
+# form's context: a change, an approval request, a rotation.
+FormWork = Callable[[GitLabClient, Actor, FormContext, Services], Awaitable[Reply]]
+
+
+async def submit_form(
+    ack: Any,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    context: dict[str, Any],
+    errors: dict[str, str],
+    work: FormWork,
+) -> None:
+    """A form was submitted: show its errors in the modal, or close it and run `work` after
+    the ack, its reply in the channel the command came from."""
+    if errors:
+        await ack(response_action="errors", errors=errors)
+        return
+    await ack()
+    meta = form_context(view)
+    actor = Actor(body["user"]["team_id"], body["user"]["id"], meta.channel_id)
+    services: Services = context["services"]
+
+    async def run() -> Reply:
+        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+        return await work(gitlab, actor, meta, services)
+
+    async def run_and_tell() -> None:
+        await deliver(
+            await run_guarded(run),
+            client=client,
+            respond=None,
+            channel_id=actor.channel_id,
+            user_id=actor.user_id,
+            services=services,
+        )
+
+    later(context, run_and_tell())
+
+
 async def submit_change(
     ack: Any,
     body: dict[str, Any],
@@ -209,30 +252,13 @@ async def submit_change(
     attributes: dict[str, Any],
     errors: dict[str, str],
 ) -> None:
-    """A change form was submitted: show its errors in the modal, or close it and make the
-    change (or ask for approval) in the channel the command came from."""
-    if errors:
-        await ack(response_action="errors", errors=errors)
-        return
-    await ack()
-    meta = form_context(view)
-    actor = Actor(body["user"]["team_id"], body["user"]["id"], meta.channel_id)
-    services: Services = context["services"]
+    """A change form was submitted: the change is made (or approval asked for)."""
 
-    async def change() -> Reply:
-        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+    async def change(
+        gitlab: GitLabClient, actor: Actor, meta: FormContext, services: Services
+    ) -> Reply:
         return await request_change(
             gitlab, operation, project_of(meta), meta.mirror_id, attributes, actor, services
         )
 
-    async def change_and_tell() -> None:
-        await deliver(
-            await run_guarded(change),
-            client=client,
-            respond=None,
-            channel_id=actor.channel_id,
-            user_id=actor.user_id,
-            services=services,
-        )
-
-    later(context, change_and_tell())
+    await submit_form(ack, body, view, client, context, errors, change)

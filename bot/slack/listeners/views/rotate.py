@@ -8,11 +8,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.results import Reply
 from bot.commands.rotation import request_rotation
-from bot.commands.run import Actor, run_guarded
+from bot.commands.run import Actor
+from bot.gitlab.client import GitLabClient
 from bot.services import Services
-from bot.slack.after_ack import later
-from bot.slack.delivery import deliver
-from bot.slack.forms import form_context, project_of, read_rotate_form
+from bot.slack.forms import project_of, read_rotate_form, submit_form
+from bot.slack.ids import FormContext
 
 
 async def handle_rotate_submission(
@@ -23,30 +23,13 @@ async def handle_rotate_submission(
     context: dict[str, Any],
 ) -> None:
     credentials, errors = read_rotate_form(view)
-    if errors:
-        await ack(response_action="errors", errors=errors)
-        return
-    await ack()
-    meta = form_context(view)
-    assert meta.mirror_id is not None
-    mirror_id = meta.mirror_id
-    actor = Actor(body["user"]["team_id"], body["user"]["id"], meta.channel_id)
-    services: Services = context["services"]
 
-    async def rotate() -> Reply:
-        gitlab = await services.accounts.gitlab_for(actor.slack_user)
+    async def rotate(
+        gitlab: GitLabClient, actor: Actor, meta: FormContext, services: Services
+    ) -> Reply:
+        assert meta.mirror_id is not None
         return await request_rotation(
-            gitlab, project_of(meta), mirror_id, credentials, actor, services
+            gitlab, project_of(meta), meta.mirror_id, credentials, actor, services
         )
 
-    async def rotate_and_tell() -> None:
-        await deliver(
-            await run_guarded(rotate),
-            client=client,
-            respond=None,
-            channel_id=actor.channel_id,
-            user_id=actor.user_id,
-            services=services,
-        )
-
-    later(context, rotate_and_tell())
+    await submit_form(ack, body, view, client, context, errors, rotate)
